@@ -1,0 +1,127 @@
+"""A small Python API over the same model and batching as the spaCy components.
+
+Every function takes `model=` (a CortexModel, e.g. `nlp.get_pipe("cortex").model`); by
+default the shipped checkpoint is loaded once and reused.
+"""
+from functools import lru_cache
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from .decoding import (
+    answer_probability,
+    best_span,
+    classification_probs,
+    label_distribution,
+    threshold_spans,
+    yes_probability,
+)
+from .encoding import NEGATIVE, NEUTRAL, POSITIVE
+from .model import CortexModel
+from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from .templates import label_prompts, task_template
+
+Texts = Union[str, Sequence[str]]
+
+
+@lru_cache(maxsize=4)
+def load_model(checkpoint: str = DEFAULT_CHECKPOINT, precision: str = "fp32") -> CortexModel:
+    """A registered checkpoint name or a model folder, loaded once per process."""
+    return CortexModel.from_path(resolve_checkpoint(checkpoint), precision=precision)
+
+
+def _model(model: Optional[CortexModel]) -> CortexModel:
+    return model if model is not None else load_model()
+
+
+def _as_list(texts: Texts) -> List[str]:
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
+def extract(texts: Texts, prompt: str, *, threshold: float = 0.5, model=None) -> List[List[dict]]:
+    """Spans of each text that answer the prompt: [{text, start_char, end_char, score}]."""
+    texts = _as_list(texts)
+    results = _model(model).run_texts((prompt, t) for t in texts)
+    return [[s.as_dict(t) for s in threshold_spans(r, threshold)] for t, r in zip(texts, results)]
+
+
+def classify(
+    texts: Texts,
+    labels: Union[Sequence[str], Dict[str, str]],
+    *,
+    template: Optional[str] = None,
+    exclusive: bool = True,
+    model=None,
+) -> List[Dict[str, float]]:
+    """{label: probability} for each text; one yes/no prompt per label."""
+    texts = _as_list(texts)
+    prompts = label_prompts(labels, template or task_template("textcat"))
+    names = sorted(prompts)
+    results = _model(model).run_texts((prompts[n], t) for t in texts for n in names)
+    out = []
+    for i in range(len(texts)):
+        yes = np.array([yes_probability(r) for r in results[i * len(names) : (i + 1) * len(names)]])
+        out.append(dict(zip(names, map(float, label_distribution(yes, exclusive)))))
+    return out
+
+
+def answer(question: str, contexts: Texts, *, max_answer_words: int = 30, model=None) -> List[dict]:
+    """Best answer span of each context: {text, start_char, end_char, score,
+    has_answer} (text None for an empty context)."""
+    contexts = _as_list(contexts)
+    results = _model(model).run_texts((question, c) for c in contexts)
+    answers = []
+    for context, result in zip(contexts, results):
+        span = best_span(result, max_answer_words)
+        entry = span.as_dict(context) if span else {"text": None, "start_char": None,
+                                                     "end_char": None, "score": 0.0}
+        entry["has_answer"] = answer_probability(result)
+        answers.append(entry)
+    return answers
+
+
+def entail(premise: Texts, hypothesis: Texts, *, model=None) -> List[Dict[str, float]]:
+    """{entailment, neutral, contradiction} probabilities per (premise, hypothesis) pair."""
+    premises, hypotheses = _pairs(premise, hypothesis)
+    prompts = [task_template("entail").format(hypothesis=h) for h in hypotheses]
+    results = _model(model).run_texts(zip(prompts, premises))
+    return [_nli(classification_probs(r)) for r in results]
+
+
+def _nli(probs: np.ndarray) -> Dict[str, float]:
+    return {"entailment": float(probs[POSITIVE]), "neutral": float(probs[NEUTRAL]),
+            "contradiction": float(probs[NEGATIVE])}
+
+
+def _pairs(a: Texts, b: Texts):
+    a, b = _as_list(a), _as_list(b)
+    if len(a) == 1 and len(b) > 1:
+        a = a * len(b)
+    if len(a) != len(b):
+        raise ValueError(f"Got {len(a)} and {len(b)} texts: pass equal numbers, or one and many")
+    return a, b
+
+
+def similarity(a: Texts, b: Texts, *, model=None) -> List[float]:
+    """Semantic similarity in [0, 1] of each pair, symmetrised over both directions."""
+    left, right = _pairs(a, b)
+    pairs = [(task_template("similarity").format(text=x), y) for x, y in zip(left, right)]
+    pairs += [(task_template("similarity").format(text=y), x) for x, y in zip(left, right)]
+    scores = [yes_probability(r) for r in _model(model).run_texts(pairs)]
+    n = len(left)
+    return [(scores[i] + scores[n + i]) / 2 for i in range(n)]
+
+
+def rank(query: str, passages: Sequence[str], *, model=None) -> List[dict]:
+    """Passages ordered by relevance to the query: [{index, score}], best first."""
+    results = _model(model).run_texts((task_template("rank").format(query=query), p) for p in passages)
+    scores = [yes_probability(r) for r in results]
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    return [{"index": i, "score": scores[i]} for i in order]
+
+
+def score(instruction: str, candidates: Sequence[str], *, model=None) -> List[float]:
+    """Cappy-style: probability that each candidate response is correct for the
+    instruction (the instruction is the context, so long instructions are windowed)."""
+    pairs = [(task_template("score").format(response=c), instruction) for c in candidates]
+    return [yes_probability(r) for r in _model(model).run_texts(pairs)]

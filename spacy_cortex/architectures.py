@@ -1,0 +1,49 @@
+"""Registered architectures: how the `cortex` component's model is built from config."""
+from dataclasses import dataclass
+from typing import Optional
+
+from spacy.util import registry
+
+from .model import CortexModel
+from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+
+
+@dataclass
+class CortexModelSpec:
+    """What to load; loaded on first use, so spacy.load reads the weights only once
+    (from the pipeline folder, not from the configured checkpoint)."""
+
+    checkpoint: str
+    max_length: int
+    stride: int
+    max_batch_tokens: int
+    precision: str
+
+    def settings(self) -> dict:
+        return {
+            "max_length": self.max_length,
+            "stride": self.stride,
+            "max_batch_tokens": self.max_batch_tokens,
+            "precision": self.precision,
+        }
+
+    def load(self, path: Optional[str] = None) -> CortexModel:
+        folder = path if path is not None else resolve_checkpoint(self.checkpoint)
+        return CortexModel.from_path(folder, **self.settings())
+
+
+@registry.architectures("spacy_cortex.CortexModel.v1")
+def cortex_model_v1(
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    max_length: int = 384,
+    stride: int = 64,
+    max_batch_tokens: int = 8192,
+    precision: str = "fp32",
+) -> CortexModelSpec:
+    """checkpoint: a registered name (default "cortex-mini-en") or a path to a Hugging Face
+    token-classification folder with 3 labels and safetensors weights.
+    max_length: tokens per window; stride: overlap of consecutive windows of a long text;
+    max_batch_tokens: padded tokens per forward pass; precision: "fp32" or "bf16"."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"Unknown precision {precision!r}: use 'fp32' or 'bf16'")
+    return CortexModelSpec(checkpoint, max_length, stride, max_batch_tokens, precision)

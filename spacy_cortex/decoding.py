@@ -1,0 +1,91 @@
+"""From model probabilities to answers: spans, best answer spans and [CLS] decisions."""
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from .encoding import NEGATIVE, NEUTRAL, POSITIVE, RequestResult
+
+
+@dataclass(frozen=True)
+class CharSpan:
+    start_char: int
+    end_char: int
+    score: float
+
+    def as_dict(self, text: str) -> dict:
+        return {
+            "text": text[self.start_char : self.end_char],
+            "start_char": self.start_char,
+            "end_char": self.end_char,
+            "score": self.score,
+        }
+
+
+def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
+    """Maximal runs of words whose inside-probability reaches the threshold; a span's
+    score is the mean inside-probability of its words."""
+    inside = result.word_probs()[:, POSITIVE]
+    words = result.encoded.word_char_spans()
+    spans = []
+    start = None
+    for i in range(len(inside) + 1):
+        active = i < len(inside) and inside[i] >= threshold
+        if active and start is None:
+            start = i
+        elif not active and start is not None:
+            score = float(inside[start:i].mean())
+            spans.append(CharSpan(int(words[start, 0]), int(words[i - 1, 1]), score))
+            start = None
+    return spans
+
+
+def best_span(result: RequestResult, max_words: int = 30) -> Optional[CharSpan]:
+    """The contiguous word range with the highest summed log-odds of being inside the
+    answer (max-subarray, at most max_words long); None for an empty context."""
+    probs = result.word_probs()
+    if not len(probs):
+        return None
+    eps = 1e-6
+    log_odds = np.log(probs[:, POSITIVE] + eps) - np.log(probs[:, NEGATIVE] + eps)
+    words = result.encoded.word_char_spans()
+    # Prefix sums make every (start, length <= max_words) window O(1).
+    prefix = np.concatenate([[0.0], np.cumsum(log_odds)])
+    best = (-np.inf, 0, 1)
+    n = len(log_odds)
+    for length in range(1, min(max_words, n) + 1):
+        sums = prefix[length:] - prefix[:-length]
+        i = int(np.argmax(sums))
+        if sums[i] > best[0]:
+            best = (float(sums[i]), i, i + length)
+    _, lo, hi = best
+    score = float(probs[lo:hi, POSITIVE].mean())
+    return CharSpan(int(words[lo, 0]), int(words[hi - 1, 1]), score)
+
+
+def answer_probability(result: RequestResult) -> float:
+    """[CLS] probability that the context holds an answer: the best window decides."""
+    return float(result.cls_probs[:, POSITIVE].max())
+
+
+def classification_probs(result: RequestResult) -> np.ndarray:
+    """(3,) [CLS] probabilities of a classification prompt, averaged over windows."""
+    return result.cls_probs.mean(axis=0)
+
+
+def yes_probability(result: RequestResult) -> float:
+    """P(yes) of a yes/no prompt, with neutral mass split evenly."""
+    probs = classification_probs(result)
+    return float(probs[POSITIVE] + 0.5 * probs[NEUTRAL])
+
+
+def label_distribution(yes_probs: np.ndarray, exclusive: bool) -> np.ndarray:
+    """Per-label yes-probabilities -> exclusive distribution (normalized) or independent
+    multi-label probabilities."""
+    if not exclusive:
+        return yes_probs
+    total = yes_probs.sum()
+    if total <= 0:
+        return np.full_like(yes_probs, 1.0 / len(yes_probs))
+    return yes_probs / total
+

@@ -1,0 +1,203 @@
+"""Turning (prompt, context) pairs into model inputs.
+
+Every input is `[CLS] prompt [SEP] context-window [SEP]`. A context is tokenized once
+(`EncodedText`) and reused for every prompt asked of it; long contexts are cut into
+overlapping windows so nothing is truncated.
+"""
+from dataclasses import dataclass, field
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+# Label ids of the 3-class head (DESIGN.md).
+NEUTRAL, POSITIVE, NEGATIVE = 0, 1, 2
+IGNORE = -100
+CLS_LABELS = {"neutral": NEUTRAL, "positive": POSITIVE, "negative": NEGATIVE, None: IGNORE}
+
+# Context tokens left after the prompt below which a prompt counts as too long.
+MIN_CONTEXT_TOKENS = 16
+
+
+class PromptTooLongError(ValueError):
+    pass
+
+
+@dataclass
+class EncodedText:
+    """A context tokenized once: sub-token ids, their character offsets and word ids."""
+
+    text: str
+    ids: np.ndarray  # (n,) int64
+    offsets: np.ndarray  # (n, 2) character offsets into text
+    word_ids: np.ndarray  # (n,) index of the pre-tokenizer word of each sub-token
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def word_char_spans(self) -> np.ndarray:
+        """(n_words, 2) character span of each word."""
+        if not len(self.ids):
+            return np.zeros((0, 2), dtype=np.int64)
+        n_words = int(self.word_ids.max()) + 1
+        spans = np.zeros((n_words, 2), dtype=np.int64)
+        spans[:, 0] = len(self.text)
+        np.minimum.at(spans[:, 0], self.word_ids, self.offsets[:, 0])
+        np.maximum.at(spans[:, 1], self.word_ids, self.offsets[:, 1])
+        return spans
+
+
+def encode_text(tokenizer, text: str) -> EncodedText:
+    enc = tokenizer(
+        text,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        verbose=False,
+    )
+    word_ids = enc.word_ids()
+    return EncodedText(
+        text=text,
+        ids=np.asarray(enc["input_ids"], dtype=np.int64),
+        offsets=np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
+        word_ids=np.asarray([w if w is not None else 0 for w in word_ids], dtype=np.int64),
+    )
+
+
+def encode_prompt(tokenizer, prompt: str) -> np.ndarray:
+    return np.asarray(
+        tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"], dtype=np.int64
+    )
+
+
+def context_room(tokenizer, n_prompt: int, max_length: int) -> int:
+    """How many context tokens fit beside a prompt of n_prompt tokens."""
+    room = max_length - n_prompt - 3  # [CLS], [SEP], [SEP]
+    if room < MIN_CONTEXT_TOKENS:
+        raise PromptTooLongError(
+            f"Prompt of {n_prompt} tokens leaves {max(room, 0)} of {max_length} tokens for the "
+            f"text (at least {MIN_CONTEXT_TOKENS} needed): shorten the prompt or raise max_length."
+        )
+    return room
+
+
+def window_starts(n_context: int, room: int, stride: int) -> List[int]:
+    """Start offsets of windows of `room` tokens covering n_context tokens, consecutive
+    windows overlapping by `stride` tokens."""
+    if n_context <= room:
+        return [0]
+    step = max(room - stride, 1)
+    starts = list(range(0, n_context - room, step))
+    starts.append(n_context - room)
+    return starts
+
+
+def build_input(tokenizer, prompt_ids: np.ndarray, context_ids: np.ndarray) -> np.ndarray:
+    return np.concatenate(
+        [
+            [tokenizer.cls_token_id],
+            prompt_ids,
+            [tokenizer.sep_token_id],
+            context_ids,
+            [tokenizer.sep_token_id],
+        ]
+    ).astype(np.int64)
+
+
+def token_type_ids(n_prompt: int, n_total: int) -> np.ndarray:
+    types = np.zeros(n_total, dtype=np.int64)
+    types[n_prompt + 2 :] = 1
+    return types
+
+
+@dataclass
+class Window:
+    """One model input: a prompt with a slice of a context."""
+
+    request: int  # index of the request it belongs to
+    start: int  # first context sub-token in this window
+    input_ids: np.ndarray
+    n_prompt: int
+
+    @property
+    def context_offset(self) -> int:
+        """Position of the first context token in input_ids."""
+        return self.n_prompt + 2
+
+
+@dataclass
+class Batch:
+    """Padded minibatch of windows."""
+
+    windows: List[Window]
+    input_ids: np.ndarray  # (b, t)
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+
+
+def pad_batch(windows: Sequence[Window], pad_id: int) -> Batch:
+    width = max(len(w.input_ids) for w in windows)
+    ids = np.full((len(windows), width), pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for i, w in enumerate(windows):
+        n = len(w.input_ids)
+        ids[i, :n] = w.input_ids
+        mask[i, :n] = 1
+        types[i, :n] = token_type_ids(w.n_prompt, n)
+    return Batch(list(windows), ids, mask, types)
+
+
+def token_budget_batches(
+    windows: Sequence[Window], max_batch_tokens: int, max_batch_size: int
+) -> List[List[Window]]:
+    """Length-sorted minibatches whose padded size stays under the token budget."""
+    order = sorted(windows, key=lambda w: len(w.input_ids))
+    batches: List[List[Window]] = []
+    current: List[Window] = []
+    for window in order:
+        width = len(window.input_ids)  # the longest so far, as windows are sorted
+        if current and (
+            (len(current) + 1) * width > max_batch_tokens or len(current) >= max_batch_size
+        ):
+            batches.append(current)
+            current = []
+        current.append(window)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass
+class RequestResult:
+    """Probabilities the model gave one (prompt, context) request."""
+
+    cls_probs: np.ndarray  # (n_windows, 3): [CLS] probabilities of each window
+    token_probs: np.ndarray  # (n_context_tokens, 3), windows merged
+    encoded: EncodedText = field(repr=False)
+
+    def word_probs(self) -> np.ndarray:
+        """(n_words, 3): mean probabilities of each word's sub-tokens."""
+        n_words = len(self.encoded.word_char_spans())
+        sums = np.zeros((n_words, 3), dtype=np.float64)
+        counts = np.zeros(n_words, dtype=np.float64)
+        np.add.at(sums, self.encoded.word_ids, self.token_probs)
+        np.add.at(counts, self.encoded.word_ids, 1.0)
+        return sums / np.maximum(counts, 1.0)[:, None]
+
+
+def merge_windows(
+    n_context: int, windows: Sequence[Tuple[int, np.ndarray]]
+) -> np.ndarray:
+    """Merge per-window context probabilities: each token takes its value from the window
+    where it sits farthest from an edge (the most context on both sides)."""
+    merged = np.zeros((n_context, 3), dtype=np.float32)
+    best = np.full(n_context, -1, dtype=np.int64)
+    for start, probs in windows:
+        n = len(probs)
+        positions = np.arange(n)
+        centrality = np.minimum(positions, n - 1 - positions)
+        target = slice(start, start + n)
+        better = centrality > best[target]
+        merged[target][better] = probs[better]
+        best[target] = np.where(better, centrality, best[target])
+    return merged

@@ -1,0 +1,211 @@
+"""The CORTEX model: an encoder with a 3-class token head, and the batching engine that
+runs every (prompt, context) request of a batch together.
+"""
+import contextlib
+import json
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+
+from .encoding import (
+    EncodedText,
+    RequestResult,
+    Window,
+    build_input,
+    context_room,
+    encode_prompt,
+    encode_text,
+    merge_windows,
+    pad_batch,
+    token_budget_batches,
+    window_starts,
+)
+
+NUM_LABELS = 3
+ID2LABEL = {0: "neutral", 1: "positive", 2: "negative"}
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def check_checkpoint_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise CheckpointError(f"Cortex checkpoint folder not found: {path}")
+    if not (path / "config.json").exists():
+        raise CheckpointError(f"{path} has no config.json: not a Hugging Face model folder")
+    if not (path / WEIGHTS_FILE).exists():
+        raise CheckpointError(
+            f"{path} has no {WEIGHTS_FILE}: weights are read from safetensors only"
+        )
+
+
+def load_hf_model(path: Union[str, Path], fresh_head: bool = False):
+    """Load tokenizer and token-classification model from a local folder.
+
+    With fresh_head, `path` is a base encoder and a new 3-class head is initialised.
+    """
+    path = Path(path)
+    check_checkpoint_dir(path)
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    if fresh_head:
+        config.num_labels = NUM_LABELS
+        config.id2label = dict(ID2LABEL)
+        config.label2id = {v: k for k, v in ID2LABEL.items()}
+    elif config.num_labels != NUM_LABELS:
+        raise CheckpointError(
+            f"{path} has a head of {config.num_labels} labels; a cortex checkpoint needs "
+            f"{NUM_LABELS} (neutral / positive / negative)"
+        )
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, config=config, local_files_only=True, use_safetensors=True
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
+    if not tokenizer.is_fast:
+        raise CheckpointError(f"{path}: a fast tokenizer (tokenizer.json) is needed for offsets")
+    return model, tokenizer
+
+
+class CortexModel:
+    """Encoder + 3-class token head with prompt/window batching.
+
+    max_length: model input length per window (prompt + context + 3 special tokens).
+    stride: sub-tokens shared by consecutive windows of a long context.
+    max_batch_tokens: padded tokens per forward pass.
+    precision: "fp32" (exact) or "bf16" (autocast, faster on CPUs with bf16 support).
+    """
+
+    def __init__(
+        self,
+        hf_model,
+        tokenizer,
+        *,
+        max_length: int = 384,
+        stride: int = 64,
+        max_batch_tokens: int = 8192,
+        max_batch_size: int = 128,
+        precision: str = "fp32",
+    ):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"Unknown precision {precision!r}: use 'fp32' or 'bf16'")
+        model_limit = getattr(hf_model.config, "max_position_embeddings", max_length)
+        if max_length > model_limit:
+            raise ValueError(f"max_length {max_length} exceeds the model's {model_limit}")
+        if stride >= max_length // 2:
+            raise ValueError(f"stride {stride} must be less than half of max_length {max_length}")
+        self.hf_model = hf_model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.stride = stride
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_size = max_batch_size
+        self.precision = precision
+        self._prompt_cache: Dict[str, np.ndarray] = {}
+
+    @classmethod
+    def from_path(cls, path: Union[str, Path], **kwargs) -> "CortexModel":
+        model, tokenizer = load_hf_model(path)
+        return cls(model, tokenizer, **kwargs)
+
+    @classmethod
+    def from_base(cls, path: Union[str, Path], **kwargs) -> "CortexModel":
+        model, tokenizer = load_hf_model(path, fresh_head=True)
+        return cls(model, tokenizer, **kwargs)
+
+    def save(self, path: Union[str, Path], fp16: bool = False) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        model = self.hf_model
+        if fp16:
+            model = type(model)(model.config)
+            model.load_state_dict(self.hf_model.state_dict())
+            model.half()
+        model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+        settings = {"max_length": self.max_length, "stride": self.stride}
+        (path / "cortex.json").write_text(json.dumps(settings, indent=2))
+
+    # --- encoding ------------------------------------------------------------------------
+
+    def encode_text(self, text: str) -> EncodedText:
+        return encode_text(self.tokenizer, text)
+
+    def prompt_ids(self, prompt: str) -> np.ndarray:
+        if prompt not in self._prompt_cache:
+            ids = encode_prompt(self.tokenizer, prompt)
+            context_room(self.tokenizer, len(ids), self.max_length)  # fail early if too long
+            self._prompt_cache[prompt] = ids
+        return self._prompt_cache[prompt]
+
+    def windows(self, requests: Sequence[Tuple[str, EncodedText]]) -> List[Window]:
+        windows = []
+        for i, (prompt, encoded) in enumerate(requests):
+            prompt_ids = self.prompt_ids(prompt)
+            room = context_room(self.tokenizer, len(prompt_ids), self.max_length)
+            for start in window_starts(len(encoded), room, self.stride):
+                context = encoded.ids[start : start + room]
+                ids = build_input(self.tokenizer, prompt_ids, context)
+                windows.append(Window(i, start, ids, len(prompt_ids)))
+        return windows
+
+    def batches(self, windows: Sequence[Window]):
+        for group in token_budget_batches(windows, self.max_batch_tokens, self.max_batch_size):
+            yield pad_batch(group, self.tokenizer.pad_token_id)
+
+    # --- running -------------------------------------------------------------------------
+
+    def autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def logits(self, batch) -> torch.Tensor:
+        with self.autocast():
+            out = self.hf_model(
+                input_ids=torch.from_numpy(batch.input_ids),
+                attention_mask=torch.from_numpy(batch.attention_mask),
+                token_type_ids=torch.from_numpy(batch.token_type_ids),
+            )
+        return out.logits.float()
+
+    def run(self, requests: Sequence[Tuple[str, EncodedText]]) -> List[RequestResult]:
+        """Probabilities for every (prompt, encoded context) request, batched together."""
+        windows = self.windows(requests)
+        cls_parts: List[List[Tuple[int, np.ndarray]]] = [[] for _ in requests]
+        token_parts: List[List[Tuple[int, np.ndarray]]] = [[] for _ in requests]
+        was_training = self.hf_model.training
+        self.hf_model.eval()
+        try:
+            with torch.inference_mode():
+                for batch in self.batches(windows):
+                    probs = torch.softmax(self.logits(batch), dim=-1).numpy()
+                    for row, window in zip(probs, batch.windows):
+                        n_context = len(window.input_ids) - window.context_offset - 1
+                        offset = window.context_offset
+                        cls_parts[window.request].append((window.start, row[0]))
+                        token_parts[window.request].append(
+                            (window.start, row[offset : offset + n_context])
+                        )
+        finally:
+            self.hf_model.train(was_training)
+        results = []
+        for (prompt, encoded), cls_rows, token_rows in zip(requests, cls_parts, token_parts):
+            cls_rows.sort(key=lambda part: part[0])
+            cls_probs = np.stack([row for _, row in cls_rows])
+            token_probs = merge_windows(len(encoded), token_rows)
+            results.append(RequestResult(cls_probs, token_probs, encoded))
+        return results
+
+    def run_texts(self, pairs: Iterable[Tuple[str, str]]) -> List[RequestResult]:
+        """Like run, for (prompt, text) pairs; each distinct text is tokenized once."""
+        encoded: Dict[str, EncodedText] = {}
+        requests = []
+        for prompt, text in pairs:
+            if text not in encoded:
+                encoded[text] = self.encode_text(text)
+            requests.append((prompt, encoded[text]))
+        return self.run(requests)

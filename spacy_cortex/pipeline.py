@@ -1,0 +1,226 @@
+"""The shared `cortex` component and the task components that listen to it.
+
+`cortex` owns the model. For each batch of docs it asks every task component downstream
+which prompts it needs for each doc, runs all (prompt, window) requests together and
+leaves the probabilities on the doc for the task components to decode.
+"""
+import bisect
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import minibatch
+
+from .architectures import CortexModelSpec
+from .encoding import RequestResult
+from .model import CortexModel
+
+DEFAULT_MODEL_CONFIG = {
+    "@architectures": "spacy_cortex.CortexModel.v1",
+    "checkpoint": "cortex-mini-en",
+    "max_length": 384,
+    "stride": 64,
+    "max_batch_tokens": 8192,
+    "precision": "fp32",
+}
+RESULTS_ATTR = "cortex_results"
+
+
+def install_extensions() -> None:
+    """Doc/Span extensions, installed once however often components are created."""
+    if not Doc.has_extension(RESULTS_ATTR):
+        Doc.set_extension(RESULTS_ATTR, default=None)
+    install_span_score()
+
+
+class Cortex(Pipe):
+    """Shared CORTEX model; see the factory for config keys."""
+
+    def __init__(self, nlp: Language, name: str, model: CortexModelSpec):
+        install_extensions()
+        self.nlp = nlp
+        self.name = name
+        self.spec = model
+        self._model: Optional[CortexModel] = None
+
+    @property
+    def model(self) -> CortexModel:
+        if self._model is None:
+            self._model = self.spec.load()
+        return self._model
+
+    def listeners(self) -> List["CortexTask"]:
+        return [
+            proc
+            for _, proc in self.nlp.pipeline
+            if isinstance(proc, CortexTask) and proc.upstream == self.name
+        ]
+
+    def __call__(self, doc: Doc) -> Doc:
+        self.attach(self.listeners(), [doc])
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        listeners = self.listeners()
+        for docs in minibatch(stream, size=batch_size):
+            self.attach(listeners, docs)
+            yield from docs
+
+    def attach(self, listeners: Sequence["CortexTask"], docs: Sequence[Doc]) -> None:
+        """Run the prompts every listener needs for every doc in one batched call."""
+        prompts = [sorted({p for task in listeners for p in task.prompts(doc)}) for doc in docs]
+        for doc, results in zip(docs, self.run(docs, prompts)):
+            doc._.set(RESULTS_ATTR, results)
+
+    def run(
+        self, docs: Sequence[Doc], prompts: Sequence[Sequence[str]]
+    ) -> List[Dict[str, RequestResult]]:
+        model = self.model
+        requests, owners = [], []
+        for i, (doc, doc_prompts) in enumerate(zip(docs, prompts)):
+            encoded = model.encode_text(doc.text)
+            for prompt in doc_prompts:
+                requests.append((prompt, encoded))
+                owners.append((i, prompt))
+        outputs: List[Dict[str, RequestResult]] = [{} for _ in docs]
+        for (i, prompt), result in zip(owners, model.run(requests)):
+            outputs[i][prompt] = result
+        return outputs
+
+    # --- serialization: the weights live here only, as safetensors ----------------------
+
+    def to_disk(self, path, *, exclude=tuple()) -> None:
+        self.model.save(path)
+
+    def from_disk(self, path, *, exclude=tuple()) -> "Cortex":
+        self._model = self.spec.load(str(path))
+        return self
+
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            self.to_disk(tmp)
+            files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, data: bytes, *, exclude=tuple()) -> "Cortex":
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, content in srsly.msgpack_loads(data).items():
+                (Path(tmp) / Path(name).name).write_bytes(content)
+            return self.from_disk(tmp)
+
+
+@Language.factory(
+    "cortex",
+    assigns=[f"doc._.{RESULTS_ATTR}"],
+    default_config={"model": DEFAULT_MODEL_CONFIG},
+)
+def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
+    """The shared CORTEX model that task components (cortex_ner, cortex_textcat,
+    cortex_qa) listen to.
+
+    model.checkpoint: registered name (default "cortex-mini-en") or a path to a Hugging Face
+        token-classification folder with 3 labels (config.json, model.safetensors, tokenizer).
+    model.max_length: tokens per model input (prompt + text window + 3 special tokens).
+    model.stride: sub-tokens shared by consecutive windows of a long text.
+    model.max_batch_tokens: padded tokens per forward pass (memory / speed trade-off).
+    model.precision: "fp32" (exact) or "bf16" (autocast; faster on CPUs with bf16).
+    """
+    return Cortex(nlp, name, model)
+
+
+def ensure_cortex(nlp: Language, upstream: str) -> None:
+    """A task component added to a pipeline without its cortex component brings one."""
+    if upstream not in nlp.component_names:
+        nlp.add_pipe("cortex", name=upstream, first=True)
+
+
+class CortexTask(Pipe):
+    """A task component: asks `cortex` for prompts and decodes the answers onto the doc."""
+
+    def __init__(self, nlp: Language, name: str, task, upstream: str):
+        install_extensions()
+        self.nlp = nlp
+        self.name = name
+        self.task = task
+        self.upstream = upstream
+
+    def prompts(self, doc: Doc) -> List[str]:
+        return self.task.prompts(doc)
+
+    def __call__(self, doc: Doc) -> Doc:
+        return next(iter(self.pipe([doc])))
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        for docs in minibatch(stream, size=batch_size):
+            self.fill_missing(docs)
+            for doc in docs:
+                self.task.apply(doc, doc._.get(RESULTS_ATTR))
+                if self.is_last_listener():
+                    doc._.set(RESULTS_ATTR, None)  # free the probabilities
+            yield from docs
+
+    def fill_missing(self, docs: Sequence[Doc]) -> None:
+        """Docs that did not pass through cortex (or got new questions) get their
+        prompts run now, still batched."""
+        missing_docs, missing_prompts = [], []
+        for doc in docs:
+            have = doc._.get(RESULTS_ATTR) or {}
+            needed = [p for p in self.prompts(doc) if p not in have]
+            if needed:
+                missing_docs.append(doc)
+                missing_prompts.append(needed)
+        if not missing_docs:
+            return
+        cortex = self.nlp.get_pipe(self.upstream)
+        for doc, results in zip(missing_docs, cortex.run(missing_docs, missing_prompts)):
+            merged = dict(doc._.get(RESULTS_ATTR) or {})
+            merged.update(results)
+            doc._.set(RESULTS_ATTR, merged)
+
+    def is_last_listener(self) -> bool:
+        if self.upstream not in self.nlp.pipe_names:
+            return True
+        listeners = self.nlp.get_pipe(self.upstream).listeners()
+        return not listeners or listeners[-1] is self
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, float]:
+        return self.task.score(examples)
+
+
+def make_task_component(
+    nlp: Language, name: str, upstream: str, build_task: Callable[[], object]
+) -> CortexTask:
+    task = build_task()  # validate the config before touching the pipeline
+    ensure_cortex(nlp, upstream)
+    return CortexTask(nlp, name, task, upstream)
+
+
+SCORE_KEY = "cortex_score"
+
+
+def span_score(span) -> Optional[float]:
+    return span.doc.user_data.get((SCORE_KEY, span.start_char, span.end_char, span.label_))
+
+
+def install_span_score() -> None:
+    # Keyed by label too, so that overlapping spans of several labels keep their own score.
+    if not Span.has_extension(SCORE_KEY):
+        Span.set_extension(SCORE_KEY, getter=span_score)
+
+
+def make_span(doc: Doc, start_char: int, end_char: int, label: str, score: float) -> Span:
+    """The span of the spaCy tokens covering a character range (never None: the range
+    comes from tokenizer offsets of non-space text), with its score recorded."""
+    span = doc.char_span(start_char, end_char, label=label, alignment_mode="expand")
+    if span is None:
+        starts = [t.idx for t in doc]
+        first = max(bisect.bisect_right(starts, start_char) - 1, 0)
+        last = max(bisect.bisect_left(starts, end_char), first + 1)
+        span = Span(doc, first, last, label=label)
+    doc.user_data[(SCORE_KEY, span.start_char, span.end_char, span.label_)] = score
+    return span

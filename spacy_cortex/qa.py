@@ -1,0 +1,168 @@
+"""cortex_qa: extractive questions (answer span or no answer) and yes/no questions."""
+import re
+import string
+from collections import Counter
+from typing import Dict, Iterable, List, Optional, Union
+
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from .decoding import answer_probability, best_span, yes_probability
+from .pipeline import CortexTask, make_span, make_task_component
+from .registry import tasks
+
+SPANS_KEY = "cortex_qa"
+BOOLEAN_STARTS = {
+    "is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "will",
+    "would", "should", "shall", "has", "have", "had", "may", "might", "must",
+}
+QuestionSpec = Union[str, Dict[str, str]]
+
+
+def install_extensions() -> None:
+    for name in ("cortex_answers", "cortex_questions"):
+        if not Doc.has_extension(name):
+            Doc.set_extension(name, default=None)
+
+
+def question_type(question: str) -> str:
+    words = question.strip().split(maxsplit=1)
+    return "boolean" if words and words[0].lower() in BOOLEAN_STARTS else "extractive"
+
+
+def normalize_question(spec: QuestionSpec) -> Dict[str, str]:
+    """A question string, or {"question": ..., "type": "extractive" | "boolean"}."""
+    if isinstance(spec, str):
+        spec = {"question": spec}
+    question = str(spec.get("question", "")).strip()
+    if not question:
+        raise ValueError(f"Empty question in {spec!r}")
+    kind = spec.get("type") or question_type(question)
+    if kind not in ("extractive", "boolean"):
+        raise ValueError(f"Unknown question type {kind!r}: use 'extractive' or 'boolean'")
+    unknown = set(spec) - {"question", "type"}
+    if unknown:
+        raise ValueError(f"Unknown question keys {sorted(unknown)}: use 'question' and 'type'")
+    return {"question": question, "type": kind}
+
+
+class QATask:
+    def __init__(self, questions: List[QuestionSpec], no_answer_threshold: float, max_answer_words: int):
+        install_extensions()
+        self.questions = [normalize_question(q) for q in questions]
+        self.no_answer_threshold = no_answer_threshold
+        self.max_answer_words = max_answer_words
+
+    def doc_questions(self, doc: Doc) -> List[Dict[str, str]]:
+        extra = [normalize_question(q) for q in (doc._.cortex_questions or [])]
+        return self.questions + extra
+
+    def prompts(self, doc: Doc) -> List[str]:
+        return [q["question"] for q in self.doc_questions(doc)]
+
+    def answer(self, doc: Doc, question: Dict[str, str], result) -> dict:
+        entry = {"question": question["question"], "type": question["type"], "text": None,
+                 "start_char": None, "end_char": None}
+        if question["type"] == "boolean":
+            p_yes = yes_probability(result)
+            entry.update(text="yes" if p_yes >= 0.5 else "no", score=max(p_yes, 1 - p_yes))
+            return entry
+        p_answer = answer_probability(result)
+        span = best_span(result, self.max_answer_words)
+        if span is None or p_answer < self.no_answer_threshold:
+            entry["score"] = 1.0 - p_answer  # confidence that there is no answer
+            return entry
+        entry.update(span.as_dict(doc.text), score=span.score)
+        return entry
+
+    def apply(self, doc: Doc, results) -> None:
+        answers = [self.answer(doc, q, results[q["question"]]) for q in self.doc_questions(doc)]
+        doc._.cortex_answers = answers
+        doc.spans[SPANS_KEY] = [
+            make_span(doc, a["start_char"], a["end_char"], a["question"], a["score"])
+            for a in answers
+            if a["start_char"] is not None
+        ]
+
+    def score(self, examples: Iterable[Example]) -> Dict[str, float]:
+        """SQuAD exact match / F1 against gold answers in reference.spans["cortex_qa"]
+        (span label = question), and yes/no accuracy against reference._.cortex_answers."""
+        exact, f1, n = 0.0, 0.0, 0
+        for eg in examples:
+            gold: Dict[str, List[str]] = {}
+            for span in eg.reference.spans.get(SPANS_KEY, []):
+                gold.setdefault(span.label_, []).append(span.text)
+            for a in eg.reference._.cortex_answers or []:
+                if a.get("text"):
+                    gold.setdefault(a["question"], []).append(a["text"])
+            for a in eg.predicted._.cortex_answers or []:
+                if a["question"] in gold:
+                    n += 1
+                    exact += max(exact_match(a["text"] or "", g) for g in gold[a["question"]])
+                    f1 += max(token_f1(a["text"] or "", g) for g in gold[a["question"]])
+        return {"qa_exact": exact / n if n else None, "qa_f1": f1 / n if n else None}
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalization: lower case, no punctuation, articles or extra spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not pred or not ref:
+        return float(pred == ref)
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+@tasks.register("spacy_cortex.QA.v1")
+def make_qa_task(
+    questions: Optional[List[QuestionSpec]] = None,
+    no_answer_threshold: float = 0.5,
+    max_answer_words: int = 30,
+) -> QATask:
+    return QATask(list(questions or []), no_answer_threshold, max_answer_words)
+
+
+@Language.factory(
+    "cortex_qa",
+    assigns=["doc._.cortex_answers", f"doc.spans"],
+    default_config={
+        "questions": [], "no_answer_threshold": 0.5, "max_answer_words": 30,
+        "upstream": "cortex",
+    },
+    default_score_weights={"qa_f1": 1.0, "qa_exact": 0.0},
+)
+def make_cortex_qa(
+    nlp: Language,
+    name: str,
+    questions: List[QuestionSpec],
+    no_answer_threshold: float,
+    max_answer_words: int,
+    upstream: str,
+) -> CortexTask:
+    """Question answering over each doc.
+
+    questions: strings or {"question": ..., "type": "extractive" | "boolean"}; the type
+        defaults to boolean for questions opening with an auxiliary verb ("Is", "Does"...).
+        Per-doc questions are read from doc._.cortex_questions as well.
+    no_answer_threshold: below this [CLS] probability that the text holds an answer, an
+        extractive question is answered with text None.
+    max_answer_words: longest answer span considered.
+    Writes doc._.cortex_answers ([{question, type, text, start_char, end_char, score}])
+    and doc.spans["cortex_qa"] (one span per found answer, labelled with the question).
+    upstream: name of the cortex component (added if missing).
+    """
+    build = lambda: make_qa_task(questions, no_answer_threshold, max_answer_words)
+    return make_task_component(nlp, name, upstream, build)

@@ -1,0 +1,79 @@
+"""cortex_textcat: zero-shot text classification, one yes/no prompt per label."""
+from typing import Dict, Iterable, List, Optional, Union
+
+import numpy as np
+from spacy.language import Language
+from spacy.scorer import Scorer
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from .decoding import label_distribution, yes_probability
+from .pipeline import CortexTask, make_task_component
+from .registry import tasks
+from .templates import label_prompts, task_template
+
+
+class TextCatTask:
+    def __init__(self, prompts: Dict[str, str], exclusive: bool, threshold: float):
+        self.label_prompts = prompts
+        self.exclusive = exclusive
+        self.threshold = threshold
+
+    @property
+    def labels(self) -> List[str]:
+        return sorted(self.label_prompts)
+
+    def prompts(self, doc: Doc) -> List[str]:
+        return list(self.label_prompts.values())
+
+    def apply(self, doc: Doc, results) -> None:
+        yes = np.array([yes_probability(results[self.label_prompts[l]]) for l in self.labels])
+        probs = label_distribution(yes, self.exclusive)
+        doc.cats.update({label: float(p) for label, p in zip(self.labels, probs)})
+
+    def score(self, examples: Iterable[Example]) -> Dict[str, float]:
+        return Scorer.score_cats(
+            examples, "cats", labels=self.labels,
+            multi_label=not self.exclusive, threshold=self.threshold,
+        )
+
+
+@tasks.register("spacy_cortex.TextCat.v1")
+def make_textcat_task(
+    labels: Union[List[str], Dict[str, str]],
+    template: Optional[str] = None,
+    exclusive: bool = True,
+    threshold: float = 0.5,
+) -> TextCatTask:
+    return TextCatTask(label_prompts(labels, template or task_template("textcat")), exclusive, threshold)
+
+
+@Language.factory(
+    "cortex_textcat",
+    assigns=["doc.cats"],
+    default_config={
+        "labels": None, "template": None, "exclusive": True, "threshold": 0.5,
+        "upstream": "cortex",
+    },
+    default_score_weights={"cats_score": 1.0},
+)
+def make_cortex_textcat(
+    nlp: Language,
+    name: str,
+    labels: Union[List[str], Dict[str, str], None],
+    template: Optional[str],
+    exclusive: bool,
+    threshold: float,
+    upstream: str,
+) -> CortexTask:
+    """Zero-shot text classification: P(label applies) from one prompt per label.
+
+    labels: list of labels (prompt from `template`) or {label: prompt}.
+    template: prompt template with {label} (default "Is this text about {label}?").
+    exclusive: True normalizes over labels (one label per text); False scores each
+        label independently (multi-label).
+    threshold: decision threshold used when scoring multi-label output.
+    upstream: name of the cortex component (added if missing).
+    """
+    build = lambda: make_textcat_task(labels, template, exclusive, threshold)
+    return make_task_component(nlp, name, upstream, build)

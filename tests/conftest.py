@@ -1,0 +1,59 @@
+"""Tiny random CORTEX checkpoints built on the fly: offline and fast."""
+import string
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+
+WORDS = (
+    "the a an of to and in is was were who what which where when how did does do "
+    "patient given mg atorvastatin asked about refund billing shipping drug dose "
+    "prescribed find all mentioned text this are medications doses"
+).split()
+
+
+def tiny_tokenizer() -> BertTokenizerFast:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab_list = specials + pieces + ["##" + c for c in string.ascii_lowercase + string.digits] + WORDS
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(vocab_list))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return BertTokenizerFast(tokenizer_object=tok, model_max_length=512)
+
+
+def build_checkpoint(path: Path, num_labels: int = 3, inside_bias: float = 0.0) -> Path:
+    """A 2-layer BERT with a token head; inside_bias > 0 makes every token and [CLS]
+    'positive', < 0 'negative' (deterministic behaviour for decoding tests)."""
+    torch.manual_seed(0)
+    tokenizer = tiny_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512, num_labels=num_labels,
+    )
+    model = BertForTokenClassification(config)
+    if inside_bias:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor([0.0, inside_bias, -inside_bias])[:num_labels])
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return build_checkpoint(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def positive_checkpoint(tmp_path_factory) -> Path:
+    return build_checkpoint(tmp_path_factory.mktemp("positive"), inside_bias=8.0)
+
+
+@pytest.fixture(scope="session")
+def negative_checkpoint(tmp_path_factory) -> Path:
+    return build_checkpoint(tmp_path_factory.mktemp("negative"), inside_bias=-8.0)

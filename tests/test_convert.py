@@ -1,0 +1,172 @@
+"""Tests for spacy_cortex.convert on the small fixtures in corpus/fixtures (mimic corpus/raw formats)."""
+import builtins
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from spacy_cortex import convert as C
+
+FIX = Path(__file__).resolve().parent.parent / "corpus" / "fixtures"
+ALL = sorted(C.converters.get_all())
+LABELS = {"positive", "negative", "neutral"}
+
+
+@pytest.fixture(scope="module")
+def templates():
+    return C.load_templates()
+
+
+def run_task(name, templates, seed=0):
+    return list(C.converters.get(name)(FIX, templates, random.Random(seed)))
+
+
+@pytest.fixture(scope="module")
+def outputs(templates):
+    return {name: run_task(name, templates) for name in ALL}
+
+
+def test_core_tasks_registered():
+    for name in ["squad", "squad_noanswer", "conll", "wnut", "mnli", "snli", "sick", "rte", "cb", "boolq", "sst2",
+                 "rotten_tomatoes", "tweet_sentiment", "financial_phrasebank", "emotion", "tweeteval_emotion",
+                 "trec", "banking77", "dbpedia", "mrpc", "stsb", "scifact", "cappy"]:
+        assert name in ALL
+
+
+def test_records_well_formed(outputs):
+    for name, recs in outputs.items():
+        assert recs, name
+        for r in recs:
+            assert set(r) == {"task", "prompt", "context", "cls", "spans"}
+            assert r["task"] == name and r["prompt"].strip() and r["context"].strip()
+            assert r["cls"] in LABELS, r
+            if r["spans"] is not None:
+                # extraction: cls is derived from spans
+                assert r["cls"] == ("positive" if r["spans"] else "negative")
+                for s, e in r["spans"]:
+                    text = r["context"][s:e]
+                    assert text and text == text.strip()
+
+
+def test_squad_spans_slice_to_answer(templates):
+    data = json.loads((FIX / "squad_v1.1" / "train-v1.1.reconstructed.json").read_text())
+    answers = {qa["question"].strip(): qa["answers"][0]["text"] for a in data["data"]
+               for p in a["paragraphs"] for qa in p["qas"]}
+    C.STATS.clear()
+    recs = run_task("squad", templates)
+    assert len(recs) == len(answers) - 1  # the planted unlocatable answer is skipped and counted
+    assert C.STATS["squad: answer not found"] == 1
+    for r in recs:
+        (s, e), = r["spans"]
+        q = next(q for q in answers if q in r["prompt"])
+        assert r["context"][s:e] == answers[q].strip()
+
+
+def test_squad_noanswer_uses_other_article(templates):
+    data = json.loads((FIX / "squad_v1.1" / "train-v1.1.reconstructed.json").read_text())
+    own = {qa["question"].strip(): p["context"] for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    recs = run_task("squad_noanswer", templates, seed=3)
+    assert recs
+    for r in recs:
+        assert r["spans"] == [] and r["cls"] == "negative"
+        q = next(q for q in own if q in r["prompt"])
+        assert r["context"] != own[q]
+
+
+def test_read_bio_spans():
+    sents = list(C.read_bio(FIX / "conll2003" / "train.txt"))
+    text, spans = sents[0]
+    assert text == "EU rejects German call to boycott British lamb ."
+    assert [text[s:e] for s, e in spans["organisation"]] == ["EU"]
+    assert [text[s:e] for s, e in spans["misc"]] == ["German", "British"]
+
+
+def test_ner_one_example_per_type_including_absent(templates):
+    n_sent = len(list(C.read_bio(FIX / "conll2003" / "train.txt"))) + len(list(C.read_bio(FIX / "conll2003" / "dev.txt")))
+    recs = run_task("conll", templates)
+    assert len(recs) == 4 * n_sent
+    first = [r for r in recs if r["context"].startswith("EU rejects German")]
+    assert len(first) == 4
+    # PER and LOC are absent from the first sentence -> negative with empty spans
+    empties = [r for r in first if not r["spans"]]
+    assert len(empties) == 2 and all(r["cls"] == "negative" for r in empties)
+    wnut = run_task("wnut", templates)
+    assert len(wnut) == 6 * len(list(C.read_bio(FIX / "wnut17" / "train.conll")))
+
+
+def test_nli_label_mapping(templates):
+    gold = [json.loads(l)["label"] for l in (FIX / "rte" / "train.jsonl").read_text().splitlines()]
+    recs = run_task("rte", templates)
+    assert [r["cls"] for r in recs] == [C.NLI_CLS[g] for g in gold]
+    assert {r["cls"] for r in run_task("cb", templates)} <= LABELS
+    sick = run_task("sick", templates)
+    assert len(sick) == 6  # 4 TRAIN + 2 TRIAL rows; TEST rows dropped
+
+
+def test_sentiment_and_label_variants(templates):
+    recs = run_task("sst2", templates)
+    assert len(recs) == 2 * 4  # polarity question + one label-style variant per sentence
+    assert {r["cls"] for r in recs} <= {"positive", "negative"}
+
+
+def test_rotten_tomatoes_drops_sst2_dev_test_overlap(templates):
+    recs = run_task("rotten_tomatoes", templates)
+    contexts = {r["context"] for r in recs}
+    assert not any("no movement , no yuks" in c for c in contexts)
+    assert len(contexts) == 6
+
+
+def test_label_prompts_gold_plus_two_negatives(templates):
+    for name, path in [("trec", "trec/train.txt"), ("dbpedia", "dbpedia14_subset/dev.tsv"),
+                       ("emotion", "emotion/train.txt"), ("banking77", "banking77/train.csv")]:
+        recs = run_task(name, templates)
+        by_text = {}
+        for r in recs:
+            by_text.setdefault(r["context"], []).append(r["cls"])
+        for clss in by_text.values():
+            assert sorted(clss) == ["negative", "negative", "positive"], name
+
+
+def test_scifact_positive_and_negatives(templates):
+    recs = run_task("scifact", templates)
+    qrels = (FIX / "beir_scifact" / "qrels" / "train.tsv").read_text().splitlines()[1:]
+    assert sum(r["cls"] == "positive" for r in recs) == len(qrels)
+    assert sum(r["cls"] == "negative" for r in recs) == 2 * len({l.split("\t")[0] for l in qrels})
+    assert all(len(r["context"]) <= 1200 for r in recs)
+
+
+def test_cappy_pairs_balanced(outputs):
+    recs = outputs["cappy"]
+    assert sum(r["cls"] == "positive" for r in recs) == sum(r["cls"] == "negative" for r in recs)
+
+
+def test_eval_files_never_opened(templates, monkeypatch):
+    opened = []
+    real_open = builtins.open
+
+    def spy(path, *a, **kw):
+        opened.append(str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    for name in ALL:
+        run_task(name, templates)
+    assert opened
+    poisoned = [p for p in FIX.rglob("*") if p.is_file() and p.read_text(errors="ignore").startswith("EVAL FILE")]
+    assert poisoned
+    assert not set(opened) & {str(p) for p in poisoned}
+    for bad in ["dev-v1.1.json", "conll2003/test.txt", "dev_matched", "qrels/test.tsv", "dbpedia14_subset/test.tsv",
+                "hf_test_sample100", "boolq/dev", "val.jsonl", "/test.csv", "crossner", "mit_", "anli", "xnli", "wikiqa"]:
+        assert not any(bad in p for p in opened), bad
+
+
+def test_cli_writes_files_deterministically(tmp_path, capsys):
+    C.main([str(FIX), str(tmp_path / "a"), "--tasks", "sst2,conll", "--seed", "1"])
+    C.main([str(FIX), str(tmp_path / "b"), "--tasks", "sst2,conll", "--seed", "1"])
+    out = capsys.readouterr().out
+    assert "sst2\t8" in out
+    for name in ("sst2", "conll"):
+        a = (tmp_path / "a" / f"{name}.jsonl").read_text()
+        assert a == (tmp_path / "b" / f"{name}.jsonl").read_text()
+        assert all(json.loads(l)["task"] == name for l in a.splitlines())
