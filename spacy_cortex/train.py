@@ -214,6 +214,7 @@ def train(
     save_every: int = typer.Option(500),
     dev_per_task: int = typer.Option(100),
     seed: int = typer.Option(0),
+    max_minutes: float = typer.Option(0, help="Time budget: the schedule decays by whichever of steps or time runs out first (0 = steps only)"),
     resume: bool = typer.Option(False, help="Continue from OUTPUT/checkpoint"),
     threads: int = typer.Option(0, help="torch threads (0 = torch default)"),
 ):
@@ -250,7 +251,18 @@ def train(
          "weight_decay": 0.0},
     ]
     optimizer = torch.optim.AdamW(params, lr=lr)
-    schedule = lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(steps - warmup, 1))
+    budget_s = max_minutes * 60
+    started = time.time()
+
+    def progress(s: int) -> float:
+        """Fraction of the run done: steps, or elapsed time when that runs out first."""
+        by_steps = s / steps
+        return max(by_steps, (time.time() - started) / budget_s) if budget_s else by_steps
+
+    def schedule(s: int) -> float:
+        warm = min(1.0, (s + 1) / warmup)
+        return warm * max(0.0, 1.0 - max(progress(s) - warmup / steps, 0.0) / (1.0 - warmup / steps))
+
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step = 0
     if resume:
@@ -264,8 +276,8 @@ def train(
     model.hf_model.train()
     batches: List[List[Example]] = []
     bar = tqdm(total=steps, initial=step, desc="train")
-    seen, started, smoothed = 0, time.time(), None
-    while step < steps:
+    seen, smoothed = 0, None
+    while progress(step) < 1.0:
         if not batches:
             batches = length_bucketed_batches(train_set, batch_tokens, max_batch, rng)
         batch = collate(batches.pop(), tok.pad_token_id)
@@ -286,9 +298,10 @@ def train(
         smoothed = loss.item() if smoothed is None else 0.98 * smoothed + 0.02 * loss.item()
         bar.update(1)
         bar.set_postfix(loss=f"{smoothed:.3f}", ex_s=f"{seen / (time.time() - started):.1f}")
-        if step % save_every == 0 or step == steps:
+        done = progress(step) >= 1.0
+        if step % save_every == 0 or done:
             save_checkpoint(model, optimizer, step, output)
-        if step % eval_every == 0 or step == steps:
+        if step % eval_every == 0 or done:
             scores = evaluate_dev(model, dev_set)
             record = {"step": step, "loss": round(smoothed, 4), "lr": scheduler.get_last_lr()[0],
                       "elapsed_s": round(time.time() - started), **scores}

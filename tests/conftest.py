@@ -57,3 +57,43 @@ def positive_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def negative_checkpoint(tmp_path_factory) -> Path:
     return build_checkpoint(tmp_path_factory.mktemp("negative"), inside_bias=-8.0)
+
+
+@pytest.fixture(scope="session")
+def varied_checkpoint(tmp_path_factory) -> Path:
+    """Like tiny_checkpoint with a sharper random head, so inside-probabilities vary a lot
+    from word to word (non-trivial entities, answers and label scores)."""
+    path = build_checkpoint(tmp_path_factory.mktemp("varied"))
+    model = BertForTokenClassification.from_pretrained(path)
+    with torch.no_grad():
+        model.classifier.weight.mul_(10.0)
+    model.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+USER_NER_LABELS = {"DRUG": "Which medications are mentioned?", "DOSE": "What doses are given?"}
+USER_TEXTCAT_LABELS = ["billing", "shipping", "refund"]
+USER_QUESTIONS = ["Who was prescribed the drug?"]
+
+
+@pytest.fixture
+def make_nlp():
+    """make_nlp(checkpoint, ner=..., textcat=..., qa=..., **model_settings): a blank English
+    pipeline with cortex + the task components of the user snippet (None leaves one out)."""
+    import spacy
+
+    def make(checkpoint, ner=None, textcat=None, qa=None, **model):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint), **model}})
+        if ner is not False:
+            nlp.add_pipe("cortex_ner", config=ner or {"labels": dict(USER_NER_LABELS)})
+        if textcat is not False:
+            nlp.add_pipe(
+                "cortex_textcat",
+                config=textcat or {"labels": list(USER_TEXTCAT_LABELS), "exclusive": True},
+            )
+        if qa is not False:
+            nlp.add_pipe("cortex_qa", config=qa or {"questions": list(USER_QUESTIONS)})
+        return nlp
+
+    return make

@@ -1,0 +1,536 @@
+"""Evaluate a CORTEX checkpoint on held-out (EVAL) sets, through the same spaCy components
+and Python API users call.
+
+Usage: python -m spacy_cortex.evaluate RAW_DIR --model CHECKPOINT --output metrics.json
+           [--limit-scale 1.0] [--quick] [--sets a,b] [--precision fp32|bf16]
+
+RAW_DIR is the public data folder (corpus/raw, see its INDEX.md). Each set uses a
+deterministic subset: a seeded shuffle of the rows, the first N kept (in file order), so a
+smaller scale gives a subset of a larger one. Label names used in prompts are data, in
+templates/eval_labels.json.
+"""
+import argparse
+import csv
+import html
+import json
+import math
+import random
+import re
+import time
+from collections import Counter, defaultdict
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import spacy
+from spacy.scorer import Scorer
+from spacy.tokens import Doc
+from spacy.training import Example
+from wasabi import msg
+
+from . import api
+from . import qa as qa_module
+from .decoding import classification_probs
+from .encoding import NEGATIVE, NEUTRAL, POSITIVE
+from .qa import exact_match, token_f1
+from .templates import TEMPLATES_DIR, task_template
+
+SEED = 0
+EVAL_LABELS_PATH = TEMPLATES_DIR / "eval_labels.json"
+CROSSNER_DOMAINS = ("ai", "literature", "music", "politics", "science")
+ZERO_SHOT_NER = tuple(f"crossner_{d}" for d in CROSSNER_DOMAINS) + ("mit_movie", "mit_restaurant")
+# Sentiment prompts, both used in training (templates/training_prompts.json "sentiment").
+SST2_PROMPT = "Is the sentiment of this text positive?"
+TWEET_PROMPT = "What is the sentiment of this text: positive, negative or neutral?"
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+SCIFACT_CHARS = 1200  # training saw SciFact abstracts cut to this length
+
+
+# ---------------------------------------------------------------- metric helpers
+def accuracy(pred: Sequence, gold: Sequence) -> float:
+    return float(np.mean([p == g for p, g in zip(pred, gold)])) if len(gold) else float("nan")
+
+
+def rankdata(values: Sequence[float]) -> np.ndarray:
+    """1-based ranks, ties get their average rank (as scipy.stats.rankdata)."""
+    x = np.asarray(values, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    _, inverse = np.unique(x, return_inverse=True)
+    return (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    ra, rb = rankdata(a), rankdata(b)
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def reciprocal_rank(ranked_relevance: Sequence[int]) -> float:
+    """1 / position of the first relevant item (0 if none is relevant)."""
+    return next((1.0 / (i + 1) for i, rel in enumerate(ranked_relevance) if rel > 0), 0.0)
+
+
+def average_precision(ranked_relevance: Sequence[int]) -> float:
+    hits, total = 0, 0.0
+    for i, rel in enumerate(ranked_relevance):
+        if rel > 0:
+            hits += 1
+            total += hits / (i + 1)
+    return total / hits if hits else 0.0
+
+
+def ndcg_at_k(ranked_ids: Sequence[str], gains: Dict[str, float], k: int = 10) -> float:
+    """nDCG@k with linear gains; the ideal ranking holds every judged document."""
+    dcg = sum(gains.get(d, 0.0) / math.log2(i + 2) for i, d in enumerate(ranked_ids[:k]))
+    ideal = sorted(gains.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def bm25_tokens(text: str) -> List[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+class BM25:
+    """Okapi BM25 over a small in-memory corpus (k1=0.9, b=0.4 as in Anserini/BEIR)."""
+
+    def __init__(self, docs: Sequence[str], k1: float = 0.9, b: float = 0.4):
+        tfs = [Counter(bm25_tokens(d)) for d in docs]
+        lengths = np.array([sum(tf.values()) for tf in tfs], dtype=np.float64)
+        norm = k1 * (1 - b + b * lengths / max(lengths.mean(), 1e-9))
+        self.postings: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
+        by_word = defaultdict(list)
+        for i, tf in enumerate(tfs):
+            for word, n in tf.items():
+                by_word[word].append((i, n))
+        for word, hits in by_word.items():
+            ids = np.array([i for i, _ in hits])
+            tf = np.array([n for _, n in hits], dtype=np.float64)
+            idf = math.log(1 + (len(docs) - len(ids) + 0.5) / (len(ids) + 0.5))
+            self.postings[word] = (ids, idf * tf * (k1 + 1) / (tf + norm[ids]))
+        self.n_docs = len(docs)
+
+    def scores(self, query: str) -> np.ndarray:
+        scores = np.zeros(self.n_docs)
+        for word in bm25_tokens(query):
+            if word in self.postings:
+                ids, weights = self.postings[word]
+                scores[ids] += weights
+        return scores
+
+    def top(self, query: str, k: int) -> List[int]:
+        scores = self.scores(query)
+        return sorted(range(self.n_docs), key=lambda i: (-scores[i], i))[:k]
+
+
+def result(metrics: Dict[str, float], n: int, protocol: str, **details) -> dict:
+    out = {"metrics": {k: float(v) for k, v in metrics.items()}, "n": int(n), "protocol": protocol}
+    out.update(details)
+    return out
+
+
+# ---------------------------------------------------------------- readers
+def read_lines(path: Path) -> List[str]:
+    return Path(path).read_text(encoding="utf-8").splitlines()
+
+
+def read_jsonl(path: Path) -> List[dict]:
+    return [json.loads(line) for line in read_lines(path) if line.strip()]
+
+
+def read_tsv(path: Path) -> List[List[str]]:
+    """Plain TAB split: several sets hold unbalanced quotes, so no CSV quoting."""
+    return [line.split("\t") for line in read_lines(path) if line.strip()]
+
+
+def read_csv(path: Path) -> List[dict]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def iob2(tags: Sequence[str]) -> List[str]:
+    """IOB1 / IO -> IOB2: an I- tag that does not continue an entity of its type opens one."""
+    out, prev = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and prev[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        prev = tag
+    return out
+
+
+def read_bio(path: Path, tag_map: Optional[Dict[str, str]] = None) -> List[Tuple[List[str], List[str]]]:
+    """(words, IOB2 tags) per sentence of a `token<TAB or space>tag` file; -DOCSTART- lines
+    are skipped and entity types renamed through tag_map."""
+    tag_map = tag_map or {}
+    sentences, words, tags = [], [], []
+    for line in read_lines(path) + [""]:
+        parts = line.split()
+        if parts and parts[0] != "-DOCSTART-":
+            tag = parts[-1]
+            if tag != "O":
+                tag = tag[:2] + tag_map.get(tag[2:], tag[2:])
+            words.append(parts[0])
+            tags.append(tag)
+        elif not parts and words:
+            sentences.append((words, iob2(tags)))
+            words, tags = [], []
+    return sentences
+
+
+def squad_rows(raw: Path) -> List[Tuple[str, str, List[str]]]:
+    data = json.loads((raw / "squad_v1.1" / "dev-v1.1.json").read_text(encoding="utf-8"))["data"]
+    return [(p["context"], q["question"].strip(), [a["text"] for a in q["answers"]])
+            for art in data for p in art["paragraphs"] for q in p["qas"]]
+
+
+def nli_jsonl(path: Path, tag: Optional[str] = None) -> List[Tuple[str, str, str]]:
+    return [(r["premise"], r["hypothesis"], r["label"]) for r in read_jsonl(path)
+            if tag is None or r.get("tag") == tag]
+
+
+def xnli_rows(raw: Path) -> List[Tuple[str, str, str]]:
+    rows = read_tsv(raw / "xnli_en" / "test.tsv")[1:]
+    return [(r[1], r[2], NLI_LABELS[int(r[3])]) for r in rows]
+
+
+def ag_news_rows(raw: Path) -> List[Tuple[str, str]]:
+    classes = ["World", "Sports", "Business", "Sci-Tech"]
+    def clean(text):  # AG's escapes: "#39;" for "&#39;", "\" for line breaks
+        return html.unescape(re.sub(r"(?<!&)(#\d+|quot|amp|lt|gt);", r"&\1;", text)).replace("\\", " ")
+    return [(clean(f"{r['Title']}. {r['Description']}"), classes[int(r["Class Index"]) - 1])
+            for r in read_csv(raw / "ag_news" / "test.csv")]
+
+
+def dbpedia_rows(raw: Path) -> List[Tuple[str, str]]:
+    d = raw / "dbpedia14_subset"
+    classes = [c.strip() for c in read_lines(d / "classes.txt") if c.strip()]
+    by_name = {re.sub(r"(?<!^)([A-Z])", r" \1", c).lower(): c for c in classes}
+    rows = [(text, classes[int(label) - 1]) for text, label in read_tsv(d / "test.tsv")[1:]]
+    rows += [(f"{r['title']} {r['content'].strip()}", by_name[r["label"]])
+             for r in read_jsonl(d / "hf_test_sample100.jsonl")]
+    return rows
+
+
+def yahoo_rows(raw: Path) -> List[Tuple[str, str]]:
+    return [(f"{r['title']} {r['content']}".strip(), r["label"])
+            for r in read_jsonl(raw / "yahoo_answers_topics_subset" / "hf_test_sample100.jsonl")]
+
+
+# ---------------------------------------------------------------- the evaluator
+@lru_cache(maxsize=1)
+def eval_labels() -> dict:
+    return json.loads(EVAL_LABELS_PATH.read_text(encoding="utf-8"))
+
+
+def ner_label_names(scheme: str, labels: Iterable[str]) -> Dict[str, str]:
+    """{dataset label: natural-language name} for the labels of a set (KeyError if one has
+    no name in eval_labels.json)."""
+    names = eval_labels()["ner"][scheme]["labels"]
+    missing = sorted(set(labels) - set(names))
+    if missing:
+        raise KeyError(f"No prompt name for {scheme} labels {missing} in {EVAL_LABELS_PATH}")
+    return {label: names[label] for label in sorted(labels)}
+
+
+def subset(rows: Sequence, n: int) -> list:
+    """n rows chosen by a seeded shuffle, kept in file order; nested across n."""
+    rows = list(rows)
+    if n >= len(rows):
+        return rows
+    order = list(range(len(rows)))
+    random.Random(SEED).shuffle(order)
+    return [rows[i] for i in sorted(order[:n])]
+
+
+class Evaluator:
+    """One spaCy pipeline with the shared `cortex` component; task components are added
+    per set, run, and removed again."""
+
+    def __init__(self, raw_dir: Path, checkpoint: str, precision: str = "bf16", scale: float = 1.0):
+        self.raw = Path(raw_dir)
+        self.scale = scale
+        self.nlp = spacy.blank("en")
+        self.nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint), "precision": precision}})
+        self.model = self.nlp.get_pipe("cortex").model
+        qa_module.install_extensions()
+
+    def n(self, default: int) -> int:
+        return max(1, int(round(default * self.scale)))
+
+    def rows(self, rows: Sequence, default: int) -> list:
+        return subset(rows, self.n(default))
+
+    def run_component(self, factory: str, config: dict, docs: Sequence[Doc]) -> List[Doc]:
+        name = f"eval_{factory}"
+        self.nlp.add_pipe(factory, name=name, config=config)
+        try:
+            return list(self.nlp.pipe(docs, batch_size=64))
+        finally:
+            self.nlp.remove_pipe(name)
+
+    def words_doc(self, words: List[str], tags: Optional[List[str]] = None) -> Doc:
+        return Doc(self.nlp.vocab, words=words, spaces=[True] * (len(words) - 1) + [False], ents=tags)
+
+    def cls_probs(self, prompt: str, texts: Sequence[str]) -> np.ndarray:
+        """(n, 3) [CLS] probabilities of one classification prompt over many texts."""
+        return np.stack([classification_probs(r) for r in self.model.run_texts((prompt, t) for t in texts)])
+
+
+# ---------------------------------------------------------------- sets
+def eval_squad(ev: Evaluator) -> dict:
+    rows = ev.rows(squad_rows(ev.raw), 1000)
+    by_context: Dict[str, list] = defaultdict(list)
+    for context, question, answers in rows:
+        by_context[context].append((question, answers))
+    docs = []
+    for context, items in by_context.items():
+        doc = ev.nlp.make_doc(context)
+        doc._.cortex_questions = [{"question": q, "type": "extractive"} for q, _ in items]
+        docs.append(doc)
+    em, f1 = [], []
+    for doc, items in zip(ev.run_component("cortex_qa", {"no_answer_threshold": 0.0}, docs), by_context.values()):
+        for answer, (_, golds) in zip(doc._.cortex_answers, items):
+            text = answer["text"] or ""
+            em.append(max(exact_match(text, g) for g in golds))
+            f1.append(max(token_f1(text, g) for g in golds))
+    return result({"exact": np.mean(em), "f1": np.mean(f1)}, len(rows),
+                  "SQuAD v1.1 dev; cortex_qa extractive, raw question as prompt, no_answer_threshold=0 "
+                  "(best span always returned); official EM/F1 normalization, max over gold answers")
+
+
+def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
+    spec = eval_labels()["ner"][scheme]
+    sentences = read_bio(ev.raw / path, spec.get("tags"))
+    labels = {t[2:] for _, tags in sentences for t in tags if t != "O"}  # all labels of the full set
+    prompts = ner_label_names(scheme, labels)
+    rows = ev.rows(sentences, default)
+    preds = ev.run_component("cortex_ner", {"labels": prompts}, [ev.words_doc(w) for w, _ in rows])
+    examples = [Example(p, ev.words_doc(w, tags)) for p, (w, tags) in zip(preds, rows)]
+    scores = Scorer.score_spans(examples, "ents")
+    per_type = {k: v["f"] for k, v in sorted((scores.get("ents_per_type") or {}).items())}
+    return result({"ents_f": scores["ents_f"] or 0.0, "ents_p": scores["ents_p"] or 0.0,
+                   "ents_r": scores["ents_r"] or 0.0}, len(rows),
+                  f"{path}; cortex_ner threshold 0.5, every label of the set prompted by its bare name "
+                  f"({len(prompts)} labels); gold and predicted Docs on the given words; exact span+type "
+                  "F1 (spaCy Scorer)", prompts=prompts, per_type_f=per_type)
+
+
+def eval_nli(ev: Evaluator, rows: Sequence[Tuple[str, str, str]]) -> Tuple[list, list]:
+    probs = api.entail([p for p, _, _ in rows], [h for _, h, _ in rows], model=ev.model)
+    return [max(NLI_LABELS, key=p.get) for p in probs], [g for _, _, g in rows]
+
+
+def nli_set(ev: Evaluator, load: Callable[[Path], list], default: int, name: str) -> dict:
+    rows = ev.rows(load(ev.raw), default)
+    pred, gold = eval_nli(ev, rows)
+    return result({"accuracy": accuracy(pred, gold)}, len(rows),
+                  f"{name}; api.entail, argmax of entailment/neutral/contradiction")
+
+
+def eval_anli(ev: Evaluator) -> dict:
+    metrics, preds, golds = {}, [], []
+    for r in (1, 2, 3):
+        rows = ev.rows(nli_jsonl(ev.raw / "anli" / "test_r1r2r3.jsonl", f"r{r}_test"), 400)
+        pred, gold = eval_nli(ev, rows)
+        metrics[f"r{r}"] = accuracy(pred, gold)
+        preds += pred
+        golds += gold
+    metrics = {"accuracy": accuracy(preds, golds), **metrics}
+    return result(metrics, len(golds), "ANLI v0.1 test R1+R2+R3 (same N per round); api.entail argmax; "
+                  "accuracy = all rounds pooled")
+
+
+def eval_boolq(ev: Evaluator) -> dict:
+    rows = ev.rows(read_jsonl(ev.raw / "boolq" / "dev.jsonl"), 1000)
+    docs = []
+    for r in rows:
+        q = r["question"].strip()
+        doc = ev.nlp.make_doc(r["passage"])
+        # as in training (convert.convert_boolq): capitalized, with a question mark
+        doc._.cortex_questions = [{"question": q[0].upper() + q[1:] + ("" if q.endswith("?") else "?"),
+                                   "type": "boolean"}]
+        docs.append(doc)
+    preds = ev.run_component("cortex_qa", {}, docs)
+    pred = [d._.cortex_answers[0]["text"] == "yes" for d in preds]
+    return result({"accuracy": accuracy(pred, [r["answer"] for r in rows])}, len(rows),
+                  "BoolQ dev; cortex_qa boolean question (capitalized + '?') over the passage; "
+                  "yes iff P(yes) >= 0.5")
+
+
+def eval_sst2(ev: Evaluator) -> dict:
+    rows = [line.split(" ", 1) for line in read_lines(ev.raw / "sst2" / "stsa.binary.dev") if line.strip()]
+    rows = ev.rows(rows, 872)
+    probs = ev.cls_probs(SST2_PROMPT, [t.strip() for _, t in rows])
+    pred = np.where(probs[:, POSITIVE] > probs[:, NEGATIVE], "1", "0")
+    return result({"accuracy": accuracy(pred, [l for l, _ in rows])}, len(rows),
+                  f"SST-2 dev; [CLS] of {SST2_PROMPT!r}: positive iff P(positive) > P(negative)")
+
+
+def eval_tweeteval(ev: Evaluator) -> dict:
+    d = ev.raw / "tweeteval_sentiment"
+    rows = ev.rows(list(zip(read_lines(d / "test_text.txt"), read_lines(d / "test_labels.txt"))), 1000)
+    probs = ev.cls_probs(TWEET_PROMPT, [t.strip() for t, _ in rows])
+    order = [NEGATIVE, NEUTRAL, POSITIVE]  # TweetEval mapping: 0 negative, 1 neutral, 2 positive
+    pred = np.argmax(probs[:, order], axis=1)
+    return result({"accuracy": accuracy(pred, [int(l) for _, l in rows])}, len(rows),
+                  f"TweetEval sentiment test; [CLS] of {TWEET_PROMPT!r}: argmax of positive/negative/neutral")
+
+
+def topic_set(ev: Evaluator, load: Callable[[Path], list], key: str, default: int, note: str) -> dict:
+    names = eval_labels()["topics"][key]
+    template = task_template("textcat")
+    rows = ev.rows(load(ev.raw), default)
+    config = {"labels": {label: template.format(label=name) for label, name in names.items()}, "exclusive": True}
+    docs = ev.run_component("cortex_textcat", config, [ev.nlp.make_doc(t) for t, _ in rows])
+    pred = [max(sorted(d.cats), key=d.cats.get) for d in docs]
+    return result({"accuracy": accuracy(pred, [g for _, g in rows])}, len(rows),
+                  f"{note}; cortex_textcat exclusive, prompt {template!r} per label, argmax of Doc.cats "
+                  f"({len(names)} classes)", label_names=names)
+
+
+def eval_stsb(ev: Evaluator) -> dict:
+    rows = ev.rows([(float(r[4]), r[5], r[6]) for r in read_tsv(ev.raw / "stsb" / "sts-test.tsv")], 1379)
+    sims = api.similarity([a for _, a, _ in rows], [b for _, _, b in rows], model=ev.model)
+    return result({"spearman": spearman(sims, [g for g, _, _ in rows])}, len(rows),
+                  "STS-B test; api.similarity (both directions averaged); Spearman vs gold 0-5 scores")
+
+
+def eval_wikiqa(ev: Evaluator) -> dict:
+    questions: Dict[str, list] = defaultdict(list)
+    for r in read_tsv(ev.raw / "wikiqa" / "WikiQA-test.tsv")[1:]:
+        questions[(r[0], r[1])].append((r[5], int(r[6])))
+    answered = [(q, cands) for (_, q), cands in questions.items() if any(l for _, l in cands)]
+    rows = ev.rows(answered, 300)
+    rr, ap = [], []
+    for question, cands in rows:
+        ranked = [cands[x["index"]][1] for x in api.rank(question, [s for s, _ in cands], model=ev.model)]
+        rr.append(reciprocal_rank(ranked))
+        ap.append(average_precision(ranked))
+    return result({"mrr": np.mean(rr), "map": np.mean(ap)}, len(rows),
+                  f"WikiQA test, questions with >= 1 correct sentence ({len(answered)} exist); "
+                  "api.rank over each question's candidate sentences")
+
+
+def eval_scifact(ev: Evaluator, depth: int = 20) -> dict:
+    d = ev.raw / "beir_scifact"
+    corpus = read_jsonl(d / "corpus.jsonl")
+    ids = [str(r["_id"]) for r in corpus]
+    bm25 = BM25([f"{r['title']} {r['text']}" for r in corpus])
+    passages = [(r["title"].strip().rstrip(".") + ". " + r["text"])[:SCIFACT_CHARS] for r in corpus]
+    queries = {str(r["_id"]): r["text"] for r in read_jsonl(d / "queries.jsonl")}
+    qrels: Dict[str, Dict[str, float]] = defaultdict(dict)
+    for qid, did, score in read_tsv(d / "qrels" / "test.tsv")[1:]:
+        qrels[qid][did] = float(score)
+    rows = ev.rows(sorted(qrels, key=int), 300)
+    bm25_ndcg, rerank_ndcg, recall = [], [], []
+    for qid in rows:
+        top = bm25.top(queries[qid], depth)
+        reranked = [top[x["index"]] for x in api.rank(queries[qid], [passages[i] for i in top], model=ev.model)]
+        bm25_ndcg.append(ndcg_at_k([ids[i] for i in top], qrels[qid]))
+        rerank_ndcg.append(ndcg_at_k([ids[i] for i in reranked], qrels[qid]))
+        recall.append(len({ids[i] for i in top} & set(qrels[qid])) / len(qrels[qid]))
+    return result({"ndcg@10": np.mean(rerank_ndcg), "bm25_ndcg@10": np.mean(bm25_ndcg),
+                   f"bm25_recall@{depth}": np.mean(recall)}, len(rows),
+                  f"SciFact (BEIR) test queries over the full corpus ({len(ids)} docs): BM25 (k1=0.9, "
+                  f"b=0.4, lower-cased \\w+ tokens, title+abstract) top {depth}, re-ranked by api.rank on "
+                  f"title + abstract cut to {SCIFACT_CHARS} chars; nDCG@10 (BM25 alone for reference)")
+
+
+SETS: Dict[str, Callable[[Evaluator], dict]] = {
+    "squad": eval_squad,
+    "conll2003": partial(eval_ner, path="conll2003/test.txt", scheme="conll", default=1000),
+    "wikigold": partial(eval_ner, path="wikigold/wikigold.conll.txt", scheme="conll", default=1000),
+    **{f"crossner_{d}": partial(eval_ner, path=f"crossner/{d}/test.txt", scheme="crossner", default=200)
+       for d in CROSSNER_DOMAINS},
+    "mit_movie": partial(eval_ner, path="mit_movie/test.txt", scheme="mit_movie", default=200),
+    "mit_restaurant": partial(eval_ner, path="mit_restaurant/test.txt", scheme="mit_restaurant", default=200),
+    "mnli_m": partial(nli_set, load=lambda raw: nli_jsonl(raw / "mnli" / "dev_matched.jsonl"),
+                      default=1000, name="MNLI dev-matched"),
+    "mnli_mm": partial(nli_set, default=1000, name="MNLI dev-mismatched 1,907-pair random sample",
+                       load=lambda raw: nli_jsonl(raw / "mnli_mismatched_sample" / "dev_mismatched_sample.jsonl")),
+    "xnli_en": partial(nli_set, load=xnli_rows, default=1000, name="XNLI English test"),
+    "anli": eval_anli,
+    "boolq": eval_boolq,
+    "sst2": eval_sst2,
+    "tweeteval_sentiment": eval_tweeteval,
+    "ag_news": partial(topic_set, load=ag_news_rows, key="ag_news", default=1000,
+                       note="AG News test (title. description)"),
+    "dbpedia": partial(topic_set, load=dbpedia_rows, key="dbpedia", default=800,
+                       note="DBpedia-14 test.tsv (700, preprocessed) + hf_test_sample100 (title content); "
+                            "NOT strictly zero-shot: training saw label prompts on dbpedia dev.tsv"),
+    "yahoo": partial(topic_set, load=yahoo_rows, key="yahoo", default=100,
+                     note="Yahoo Answers 100-row test sample (title content); smoke-test size"),
+    "stsb": eval_stsb,
+    "wikiqa": eval_wikiqa,
+    "scifact": eval_scifact,
+}
+MAIN_METRIC = {"squad": "f1", "scifact": "ndcg@10", "stsb": "spearman", "wikiqa": "mrr"}
+
+
+def add_averages(results: Dict[str, dict]) -> None:
+    if all(name in results for name in ZERO_SHOT_NER):
+        results["crossner_mit_avg"] = result(
+            {"ents_f": np.mean([results[n]["metrics"]["ents_f"] for n in ZERO_SHOT_NER])},
+            sum(results[n]["n"] for n in ZERO_SHOT_NER),
+            "unweighted mean entity F1 of the 5 CrossNER domains + MIT movie + MIT restaurant (GLiNER protocol)")
+
+
+def evaluate(raw_dir: Path, checkpoint: str, sets: Optional[Sequence[str]] = None,
+             scale: float = 1.0, precision: str = "bf16") -> dict:
+    names = list(sets or SETS)
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        raise ValueError(f"Unknown sets {unknown}; known: {', '.join(SETS)}")
+    start = time.time()
+    ev = Evaluator(raw_dir, checkpoint, precision, scale)
+    results = {}
+    for name in names:
+        t0 = time.time()
+        results[name] = SETS[name](ev)
+        results[name]["seconds"] = round(time.time() - t0, 1)
+        msg.good(f"{name}: {format_metrics(results[name]['metrics'])} (n={results[name]['n']}, "
+                 f"{results[name]['seconds']}s)")
+    add_averages(results)
+    return {"checkpoint": str(checkpoint), "precision": precision, "limit_scale": scale,
+            "seconds": round(time.time() - start, 1), "sets": results}
+
+
+def format_metrics(metrics: Dict[str, float]) -> str:
+    return "  ".join(f"{k} {100 * v:.1f}" for k, v in metrics.items())
+
+
+def print_table(report: dict) -> None:
+    rows = [(name, r["n"], format_metrics(r["metrics"]), r.get("seconds", ""))
+            for name, r in report["sets"].items()]
+    msg.table(rows, header=("set", "n", "metrics (x100)", "s"), divider=True)
+    msg.info(f"total {report['seconds']}s, checkpoint {report['checkpoint']}, {report['precision']}, "
+             f"limit scale {report['limit_scale']}")
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("raw_dir", type=Path, help="the corpus/raw folder")
+    p.add_argument("--model", required=True, help="registered checkpoint name or Hugging Face folder")
+    p.add_argument("--output", type=Path, required=True, help="metrics JSON to write")
+    p.add_argument("--limit-scale", type=float, default=1.0, help="multiplies every set's N")
+    p.add_argument("--quick", action="store_true", help="about 1/10 of every N (smoke check)")
+    p.add_argument("--sets", default="", help=f"comma-separated subset of: {', '.join(SETS)}")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
+    a = p.parse_args(argv)
+    scale = a.limit_scale * (0.1 if a.quick else 1.0)
+    sets = [s.strip() for s in a.sets.split(",") if s.strip()] or None
+    report = evaluate(a.raw_dir, a.model, sets, scale, a.precision)
+    a.output.parent.mkdir(parents=True, exist_ok=True)
+    a.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_table(report)
+    msg.good(f"Wrote {a.output}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Export a trained checkpoint as the shipped fp16 safetensors model.
+
+    python -m spacy_cortex.export training/cortex/final spacy_cortex/models/cortex-mini-en
+"""
+from pathlib import Path
+
+import typer
+
+from .model import CortexModel
+
+
+def export(
+    checkpoint: Path = typer.Argument(..., help="Trained HF folder (fp32)"),
+    output: Path = typer.Argument(..., help="Folder to write (fp16 safetensors + tokenizer)"),
+):
+    """Write the checkpoint in fp16; a model card already in the folder is kept."""
+    model = CortexModel.from_path(checkpoint)
+    model.save(output, fp16=True)
+    size = (output / "model.safetensors").stat().st_size / 2**20
+    typer.echo(f"Wrote {output} ({size:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    typer.run(export)

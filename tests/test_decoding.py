@@ -1,0 +1,134 @@
+"""spacy_cortex.decoding on hand-built RequestResults."""
+import numpy as np
+import pytest
+
+from spacy_cortex.decoding import (
+    CharSpan,
+    answer_probability,
+    best_span,
+    classification_probs,
+    label_distribution,
+    threshold_spans,
+    yes_probability,
+)
+from spacy_cortex.encoding import EncodedText, RequestResult
+
+
+def make_result(words, inside, cls_probs=((0.2, 0.5, 0.3),), split=()):
+    """One RequestResult over `words` joined by spaces; word i gets inside-probability
+    inside[i] (the rest goes to 'outside'). Words listed in `split` get two sub-tokens."""
+    text = " ".join(words)
+    ids, offsets, word_ids, token_probs = [], [], [], []
+    pos = 0
+    for i, (word, p) in enumerate(zip(words, inside)):
+        row = [0.0, p, 1.0 - p]
+        if i in split and len(word) > 1:
+            cuts = [(pos, pos + 1), (pos + 1, pos + len(word))]
+        else:
+            cuts = [(pos, pos + len(word))]
+        for s, e in cuts:
+            ids.append(100 + len(ids))
+            offsets.append((s, e))
+            word_ids.append(i)
+            token_probs.append(row)
+        pos += len(word) + 1
+    encoded = EncodedText(
+        text,
+        np.asarray(ids, dtype=np.int64),
+        np.asarray(offsets, dtype=np.int64).reshape(-1, 2),
+        np.asarray(word_ids, dtype=np.int64),
+    )
+    return RequestResult(
+        np.asarray(cls_probs, dtype=np.float64),
+        np.asarray(token_probs, dtype=np.float32).reshape(-1, 3),
+        encoded,
+    )
+
+
+WORDS = ["aa", "bb", "cc", "dd", "ee", "ff", "gg"]
+
+
+def texts(result, spans):
+    return [result.encoded.text[s.start_char : s.end_char] for s in spans]
+
+
+def test_threshold_spans_runs_and_scores():
+    r = make_result(WORDS, [0.9, 0.8, 0.1, 0.6, 0.2, 0.7, 0.75], split={0, 5})
+    spans = threshold_spans(r, 0.5)
+    assert texts(r, spans) == ["aa bb", "dd", "ff gg"]
+    assert [s.score for s in spans] == pytest.approx([0.85, 0.6, 0.725], abs=1e-6)
+    assert spans[0] == CharSpan(0, 5, spans[0].score)
+    # a higher threshold splits / drops runs
+    assert texts(r, threshold_spans(r, 0.72)) == ["aa bb", "gg"]
+    assert threshold_spans(r, 0.95) == []
+
+
+def test_threshold_spans_whole_text_and_boundaries():
+    r = make_result(WORDS, [0.9] * len(WORDS))
+    spans = threshold_spans(r, 0.5)
+    assert len(spans) == 1
+    assert (spans[0].start_char, spans[0].end_char) == (0, len(r.encoded.text))
+    # threshold is inclusive
+    r = make_result(["x", "y"], [0.5, 0.49])
+    assert texts(r, threshold_spans(r, 0.5)) == ["x"]
+
+
+def test_threshold_spans_empty_context():
+    r = make_result([], [])
+    assert threshold_spans(r, 0.5) == []
+    assert best_span(r) is None
+
+
+def test_charspan_as_dict():
+    text = "hello world"
+    assert CharSpan(6, 11, 0.5).as_dict(text) == {
+        "text": "world", "start_char": 6, "end_char": 11, "score": 0.5,
+    }
+
+
+def test_best_span_is_max_subarray_of_log_odds():
+    # positive log-odds: words 1, 2, 3 (word 2 slightly negative in between), 5
+    inside = [0.1, 0.9, 0.45, 0.95, 0.05, 0.6, 0.1]
+    r = make_result(WORDS, inside)
+    span = best_span(r)
+    assert r.encoded.text[span.start_char : span.end_char] == "bb cc dd"
+    assert span.score == pytest.approx(np.mean([0.9, 0.45, 0.95]), abs=1e-6)
+    # a brute-force max-subarray agrees
+    lo_ = np.log(np.array(inside) + 1e-6) - np.log(1 - np.array(inside) + 1e-6)
+    best = max(((lo_[i:j].sum(), i, j) for i in range(7) for j in range(i + 1, 8)))
+    assert (best[1], best[2]) == (1, 4)
+
+
+def test_best_span_respects_max_words():
+    inside = [0.1, 0.9, 0.8, 0.99, 0.7, 0.1, 0.1]
+    r = make_result(WORDS, inside)
+    assert texts(r, [best_span(r, max_words=30)]) == ["bb cc dd ee"]
+    assert texts(r, [best_span(r, max_words=2)]) == ["cc dd"]
+    assert texts(r, [best_span(r, max_words=1)]) == ["dd"]
+
+
+def test_best_span_all_negative_still_returns_least_bad_word():
+    r = make_result(WORDS, [0.1, 0.2, 0.3, 0.05, 0.1, 0.1, 0.1])
+    span = best_span(r)
+    assert texts(r, [span]) == ["cc"]
+    assert span.score == pytest.approx(0.3, abs=1e-6)
+
+
+def test_cls_decisions():
+    r = make_result(["a"], [0.5], cls_probs=[(0.2, 0.7, 0.1), (0.0, 0.3, 0.7)])
+    assert answer_probability(r) == pytest.approx(0.7)  # the best window decides
+    assert np.allclose(classification_probs(r), [0.1, 0.5, 0.4])  # mean over windows
+    assert yes_probability(r) == pytest.approx(0.5 + 0.5 * 0.1)  # neutral split evenly
+
+
+def test_label_distribution_exclusive_vs_multilabel():
+    yes = np.array([0.9, 0.6, 0.3])
+    exclusive = label_distribution(yes, exclusive=True)
+    assert exclusive.sum() == pytest.approx(1.0)
+    assert np.allclose(exclusive, yes / 1.8)
+    assert list(np.argsort(exclusive)) == list(np.argsort(yes))
+    multi = label_distribution(yes, exclusive=False)
+    assert np.allclose(multi, yes)  # independent probabilities, not normalized
+    assert multi.sum() == pytest.approx(1.8)
+    uniform = label_distribution(np.zeros(4), exclusive=True)
+    assert np.allclose(uniform, 0.25)

@@ -1,0 +1,228 @@
+"""spacy_cortex.encoding: tokenization, windows, alignment and batching."""
+import numpy as np
+import pytest
+from conftest import tiny_tokenizer
+
+from spacy_cortex.encoding import (
+    CLS_LABELS,
+    IGNORE,
+    NEGATIVE,
+    NEUTRAL,
+    POSITIVE,
+    MIN_CONTEXT_TOKENS,
+    PromptTooLongError,
+    RequestResult,
+    Window,
+    build_input,
+    context_room,
+    encode_prompt,
+    encode_text,
+    merge_windows,
+    pad_batch,
+    token_budget_batches,
+    token_type_ids,
+    window_starts,
+)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+# --- windowing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n_context,room,stride",
+    [(1, 10, 2), (10, 10, 2), (11, 10, 2), (100, 10, 3), (1000, 61, 16), (5000, 110, 64), (97, 20, 19)],
+)
+def test_window_starts_cover_every_token_with_stride_overlap(n_context, room, stride):
+    starts = window_starts(n_context, room, stride)
+    assert starts[0] == 0
+    assert starts == sorted(set(starts))
+    covered = np.zeros(n_context, dtype=int)
+    for s in starts:
+        assert 0 <= s and s + min(room, n_context) <= n_context
+        covered[s : s + room] += 1
+    assert covered.min() >= 1  # nothing cut off
+    if n_context <= room:
+        assert starts == [0]
+        return
+    assert starts[-1] + room == n_context  # the last window ends at the last token
+    for a, b in zip(starts, starts[1:]):
+        assert room - (b - a) >= stride  # consecutive windows share at least `stride` tokens
+    for a, b in zip(starts[:-2], starts[1:-1]):
+        assert b - a == room - stride  # regular windows overlap by exactly `stride`
+
+
+def test_window_starts_zero_length_context():
+    assert window_starts(0, 10, 2) == [0]
+
+
+def test_merge_windows_takes_each_token_from_most_central_window():
+    # window A covers tokens 0..5, window B covers 4..9 (overlap 4, 5)
+    a = np.tile([1.0, 0.0, 0.0], (6, 1)).astype(np.float32)
+    b = np.tile([0.0, 1.0, 0.0], (6, 1)).astype(np.float32)
+    merged = merge_windows(10, [(0, a), (4, b)])
+    source = merged.argmax(1)
+    # token 4 sits 1 from A's right edge but at B's left edge -> A; token 5 the reverse -> B
+    assert source.tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
+    # order of the windows does not matter
+    assert np.array_equal(merge_windows(10, [(4, b), (0, a)]), merged)
+
+
+def test_merge_windows_three_windows_middle_wins_in_its_centre():
+    n = 20
+    parts = []
+    for k, start in enumerate([0, 6, 12]):
+        probs = np.zeros((8, 3), dtype=np.float32)
+        probs[:, k] = 1.0
+        parts.append((start, probs))
+    merged = merge_windows(n, parts)
+    src = merged.argmax(1)
+    for t in range(n):
+        # expected: the window in which t has the largest distance to an edge (first wins ties)
+        best, best_c = None, -1
+        for k, (start, probs) in enumerate(parts):
+            if start <= t < start + len(probs):
+                pos = t - start
+                c = min(pos, len(probs) - 1 - pos)
+                if c > best_c:
+                    best, best_c = k, c
+        assert src[t] == best
+    assert np.allclose(merged.sum(1), 1.0)  # every token got a value
+
+
+# --- encoding text -------------------------------------------------------------------------
+
+
+def test_encode_text_offsets_slice_the_text(tok):
+    text = "The patient was given 20 mg atorvastatin, asked about Refund!"
+    enc = encode_text(tok, text)
+    assert len(enc) == len(enc.ids) == len(enc.offsets) == len(enc.word_ids) > 0
+    pieces = tok.convert_ids_to_tokens(enc.ids.tolist())
+    for piece, (s, e) in zip(pieces, enc.offsets):
+        assert 0 <= s < e <= len(text)
+        assert text[s:e].lower() == piece.replace("##", "")
+    # word ids are non-decreasing and start at 0
+    assert enc.word_ids[0] == 0
+    assert np.all(np.diff(enc.word_ids) >= 0)
+
+
+def test_word_char_spans(tok):
+    text = "Hello,  world of atorvastatin."
+    enc = encode_text(tok, text)
+    spans = enc.word_char_spans()
+    words = [text[s:e] for s, e in spans]
+    assert words == ["Hello", ",", "world", "of", "atorvastatin", "."]
+    # 'hello' is split into several sub-tokens of one word
+    assert (enc.word_ids == 0).sum() > 1
+    assert spans.dtype == np.int64 and spans.shape == (6, 2)
+
+
+def test_emoji_text(tok):
+    text = "I love 🍕 pizza 😀!"
+    enc = encode_text(tok, text)
+    words = [text[s:e] for s, e in enc.word_char_spans()]
+    assert "🍕" in words and "😀" in words
+    assert words == ["I", "love", "🍕", "pizza", "😀", "!"]
+    for s, e in enc.offsets:
+        assert text[s:e].strip() == text[s:e] != ""
+
+
+@pytest.mark.parametrize("text", ["", " ", "   \n\t  "])
+def test_empty_and_whitespace_text(tok, text):
+    enc = encode_text(tok, text)
+    assert len(enc) == 0
+    assert enc.offsets.shape == (0, 2)
+    assert enc.word_char_spans().shape == (0, 2)
+    result = RequestResult(np.ones((1, 3)) / 3, np.zeros((0, 3), dtype=np.float32), enc)
+    assert result.word_probs().shape == (0, 3)
+
+
+def test_encode_prompt_has_no_special_tokens(tok):
+    ids = encode_prompt(tok, "Which medications are mentioned?")
+    assert tok.cls_token_id not in ids and tok.sep_token_id not in ids
+    assert tok.convert_ids_to_tokens(ids.tolist()) == ["which", "medications", "are", "mentioned", "?"]
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def test_build_input_and_token_types(tok):
+    prompt = encode_prompt(tok, "what dose")
+    context = encode_text(tok, "given 20 mg").ids
+    ids = build_input(tok, prompt, context)
+    assert ids[0] == tok.cls_token_id
+    assert ids[len(prompt) + 1] == tok.sep_token_id and ids[-1] == tok.sep_token_id
+    assert ids[1 : len(prompt) + 1].tolist() == prompt.tolist()
+    w = Window(0, 0, ids, len(prompt))
+    assert ids[w.context_offset : w.context_offset + len(context)].tolist() == context.tolist()
+    types = token_type_ids(len(prompt), len(ids))
+    assert types[: len(prompt) + 2].tolist() == [0] * (len(prompt) + 2)
+    assert types[len(prompt) + 2 :].tolist() == [1] * (len(context) + 1)
+
+
+def test_context_room():
+    assert context_room(None, 10, 64) == 51
+    assert context_room(None, 64 - 3 - MIN_CONTEXT_TOKENS, 64) == MIN_CONTEXT_TOKENS
+
+
+@pytest.mark.parametrize("n_prompt", [64 - 3 - MIN_CONTEXT_TOKENS + 1, 61, 200])
+def test_prompt_too_long_error(n_prompt):
+    with pytest.raises(PromptTooLongError) as info:
+        context_room(None, n_prompt, 64)
+    message = str(info.value)
+    assert f"Prompt of {n_prompt} tokens" in message
+    assert "max_length" in message and "shorten the prompt" in message
+    assert isinstance(info.value, ValueError)
+
+
+def _window(request, n):
+    return Window(request, 0, np.arange(n, dtype=np.int64) + 5, 1)
+
+
+def test_pad_batch(tok):
+    windows = [_window(0, 4), _window(1, 7)]
+    batch = pad_batch(windows, tok.pad_token_id)
+    assert batch.input_ids.shape == (2, 7)
+    assert batch.attention_mask.tolist() == [[1] * 4 + [0] * 3, [1] * 7]
+    assert (batch.input_ids[0, 4:] == tok.pad_token_id).all()
+    assert batch.token_type_ids[0].tolist() == [0, 0, 0, 1, 0, 0, 0]
+    assert batch.windows == windows
+
+
+def test_token_budget_batches_sorted_and_within_budget():
+    rng = np.random.default_rng(0)
+    windows = [_window(i, int(n)) for i, n in enumerate(rng.integers(5, 60, size=50))]
+    batches = token_budget_batches(windows, max_batch_tokens=200, max_batch_size=6)
+    flat = [w for b in batches for w in b]
+    assert sorted(w.request for w in flat) == list(range(50))  # every window exactly once
+    lengths = [len(w.input_ids) for w in flat]
+    assert lengths == sorted(lengths)
+    for b in batches:
+        assert len(b) <= 6
+        assert len(b) == 1 or len(b) * max(len(w.input_ids) for w in b) <= 200
+    # a huge budget gives a single batch (under the size cap)
+    assert len(token_budget_batches(windows, 10**9, 1000)) == 1
+
+
+def test_word_probs_average_sub_tokens(tok):
+    text = "hello of"
+    enc = encode_text(tok, text)
+    n_hello = int((enc.word_ids == 0).sum())
+    token_probs = np.zeros((len(enc), 3), dtype=np.float32)
+    token_probs[:n_hello] = [0.0, 1.0, 0.0]
+    token_probs[0] = [0.0, 0.0, 1.0]
+    token_probs[n_hello:] = [1.0, 0.0, 0.0]
+    r = RequestResult(np.ones((1, 3)) / 3, token_probs, enc)
+    wp = r.word_probs()
+    assert wp.shape == (2, 3)
+    assert np.allclose(wp[0], [0.0, (n_hello - 1) / n_hello, 1 / n_hello])
+    assert np.allclose(wp[1], [1.0, 0.0, 0.0])
+
+
+def test_label_ids():
+    assert (NEUTRAL, POSITIVE, NEGATIVE, IGNORE) == (0, 1, 2, -100)
+    assert CLS_LABELS == {"neutral": 0, "positive": 1, "negative": 2, None: -100}
