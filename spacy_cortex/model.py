@@ -62,7 +62,8 @@ def load_hf_model(path: Union[str, Path], fresh_head: bool = False):
             f"{NUM_LABELS} (neutral / positive / negative)"
         )
     model = AutoModelForTokenClassification.from_pretrained(
-        path, config=config, local_files_only=True, use_safetensors=True
+        path, config=config, local_files_only=True, use_safetensors=True,
+        ignore_mismatched_sizes=fresh_head,  # a base with another head gets a fresh one
     )
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
     if not tokenizer.is_fast:
