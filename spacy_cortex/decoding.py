@@ -26,7 +26,7 @@ def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
     """Maximal runs of words whose inside-probability reaches the threshold; a span's
     score is the mean inside-probability of its words."""
     inside = result.word_probs()[:, POSITIVE]
-    words = result.encoded.word_char_spans()
+    words = result.encoded.word_spans
     spans = []
     start = None
     for i in range(len(inside) + 1):
@@ -48,7 +48,7 @@ def best_span(result: RequestResult, max_words: int = 30) -> Optional[CharSpan]:
         return None
     eps = 1e-6
     log_odds = np.log(probs[:, POSITIVE] + eps) - np.log(probs[:, NEGATIVE] + eps)
-    words = result.encoded.word_char_spans()
+    words = result.encoded.word_spans
     # Prefix sums make every (start, length <= max_words) window O(1).
     prefix = np.concatenate([[0.0], np.cumsum(log_odds)])
     best = (-np.inf, 0, 1)

@@ -5,6 +5,7 @@ Every input is `[CLS] prompt [SEP] context-window [SEP]`. A context is tokenized
 overlapping windows so nothing is truncated.
 """
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import List, Sequence, Tuple
 
 import numpy as np
@@ -34,8 +35,9 @@ class EncodedText:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def word_char_spans(self) -> np.ndarray:
-        """(n_words, 2) character span of each word."""
+    @cached_property
+    def word_spans(self) -> np.ndarray:
+        """(n_words, 2) character span of each word (computed once per text)."""
         if not len(self.ids):
             return np.zeros((0, 2), dtype=np.int64)
         n_words = int(self.word_ids.max()) + 1
@@ -177,7 +179,7 @@ class RequestResult:
 
     def word_probs(self) -> np.ndarray:
         """(n_words, 3): mean probabilities of each word's sub-tokens."""
-        n_words = len(self.encoded.word_char_spans())
+        n_words = len(self.encoded.word_spans)
         sums = np.zeros((n_words, 3), dtype=np.float64)
         counts = np.zeros(n_words, dtype=np.float64)
         np.add.at(sums, self.encoded.word_ids, self.token_probs)

@@ -27,6 +27,19 @@ class NERTask:
     def prompts(self, doc: Doc) -> List[str]:
         return list(self.label_prompts.values())
 
+    def training_records(self, reference: Doc) -> List[dict]:
+        gold = self.gold_spans(reference)
+        return [
+            {"prompt": prompt, "context": reference.text,
+             "spans": [(s.start_char, s.end_char) for s in gold if s.label_ == label]}
+            for label, prompt in self.label_prompts.items()
+        ]
+
+    def gold_spans(self, reference: Doc) -> List[Span]:
+        if self.spans_key is None:
+            return list(reference.ents)
+        return list(reference.spans.get(self.spans_key, []))
+
     def find_spans(self, doc: Doc, results) -> List[Span]:
         spans = []
         for label in self.labels:

@@ -5,11 +5,13 @@ which prompts it needs for each doc, runs all (prompt, window) requests together
 leaves the probabilities on the doc for the task components to decode.
 """
 import bisect
+import random
 import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import srsly
+import torch
 from spacy.language import Language
 from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span
@@ -47,12 +49,54 @@ class Cortex(Pipe):
         self.name = name
         self.spec = model
         self._model: Optional[CortexModel] = None
+        self._optimizer = None
+        self._rng = random.Random(0)
 
     @property
     def model(self) -> CortexModel:
         if self._model is None:
             self._model = self.spec.load()
         return self._model
+
+    @property
+    def is_trainable(self) -> bool:
+        return True
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd=None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """One forward/backward pass over the training prompts of every listener (their
+        losses summed into one gradient); the step happens in finish_update."""
+        from .train import backward_on_records  # torch training code, only when training
+
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        records = [r for task in self.listeners() for eg in examples for r in task.training_records(eg)]
+        if records:
+            self.model.hf_model.train()
+            losses[self.name] += backward_on_records(self.model, records, self._rng)
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        return losses
+
+    def finish_update(self, sgd) -> None:
+        """Apply the accumulated gradients with torch AdamW at the learning rate (and
+        gradient clipping) of spaCy's optimizer."""
+        params = [p for p in self.model.hf_model.parameters() if p.requires_grad]
+        if self._optimizer is None:
+            self._optimizer = torch.optim.AdamW(params, lr=float(sgd.learn_rate))
+        for group in self._optimizer.param_groups:
+            group["lr"] = float(sgd.learn_rate)
+        if getattr(sgd, "grad_clip", 0):
+            torch.nn.utils.clip_grad_norm_(params, sgd.grad_clip)
+        self._optimizer.step()
+        self._optimizer.zero_grad(set_to_none=True)
 
     def listeners(self) -> List["CortexTask"]:
         return [
@@ -99,6 +143,7 @@ class Cortex(Pipe):
 
     def from_disk(self, path, *, exclude=tuple()) -> "Cortex":
         self._model = self.spec.load(str(path))
+        self._optimizer = None
         return self
 
     def to_bytes(self, *, exclude=tuple()) -> bytes:
@@ -151,6 +196,10 @@ class CortexTask(Pipe):
 
     def prompts(self, doc: Doc) -> List[str]:
         return self.task.prompts(doc)
+
+    def training_records(self, example: Example) -> List[dict]:
+        """The task's gold answers as unified training records (see convert.py)."""
+        return [dict(record, task=self.name) for record in self.task.training_records(example.reference)]
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))

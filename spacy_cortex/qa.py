@@ -76,6 +76,16 @@ class QATask:
         entry.update(span.as_dict(doc.text), score=span.score)
         return entry
 
+    def training_records(self, reference: Doc) -> List[dict]:
+        """Gold answer spans from reference.spans["cortex_qa"] (label = question); a
+        configured question without a gold span is a no-answer example."""
+        answers: Dict[str, list] = {
+            q["question"]: [] for q in self.questions if q["type"] == "extractive"
+        }
+        for span in reference.spans.get(SPANS_KEY, []):
+            answers.setdefault(span.label_, []).append((span.start_char, span.end_char))
+        return [{"prompt": q, "context": reference.text, "spans": spans} for q, spans in answers.items()]
+
     def apply(self, doc: Doc, results) -> None:
         answers = [self.answer(doc, q, results[q["question"]]) for q in self.doc_questions(doc)]
         doc._.cortex_answers = answers

@@ -26,6 +26,14 @@ class TextCatTask:
     def prompts(self, doc: Doc) -> List[str]:
         return list(self.label_prompts.values())
 
+    def training_records(self, reference: Doc) -> List[dict]:
+        return [
+            {"prompt": prompt, "context": reference.text,
+             "cls": "positive" if reference.cats[label] >= 0.5 else "negative", "spans": None}
+            for label, prompt in self.label_prompts.items()
+            if label in reference.cats
+        ]
+
     def apply(self, doc: Doc, results) -> None:
         yes = np.array([yes_probability(results[self.label_prompts[l]]) for l in self.labels])
         probs = label_distribution(yes, self.exclusive)

