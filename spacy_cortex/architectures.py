@@ -4,7 +4,7 @@ from typing import Optional
 
 from spacy.util import registry
 
-from .model import CortexModel
+from .model import CortexModel, load_hf_model
 from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 
@@ -30,6 +30,12 @@ class CortexModelSpec:
     def load(self, path: Optional[str] = None) -> CortexModel:
         folder = path if path is not None else resolve_checkpoint(self.checkpoint)
         return CortexModel.from_path(folder, **self.settings())
+
+    def deferred(self) -> CortexModel:
+        """The configured checkpoint, resolved and read on first use."""
+        return CortexModel(
+            loader=lambda: load_hf_model(resolve_checkpoint(self.checkpoint)), **self.settings()
+        )
 
 
 @registry.architectures("spacy_cortex.CortexModel.v1")

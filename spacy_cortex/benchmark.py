@@ -71,7 +71,8 @@ TASKS: Dict[str, Callable[[int], Tuple[str, dict]]] = {
 ALL_THREE = {"ner": 4, "textcat": 4, "qa": 1}
 # name, corpus, {task: labels or questions}
 WORKLOADS = [
-    ("ner-1", "conll", {"ner": 1}), ("ner-4", "conll", {"ner": 4}), ("ner-16", "conll", {"ner": 16}),
+    ("ner-1", "conll", {"ner": 1}), ("ner-4", "conll", {"ner": 4}),
+    ("ner-16", "conll", {"ner": 16}),
     ("textcat-4", "agnews", {"textcat": 4}), ("textcat-16", "agnews", {"textcat": 16}),
     ("qa-1", "agnews", {"qa": 1}), ("qa-4", "agnews", {"qa": 4}),
     ("all-3", "agnews", ALL_THREE),
@@ -81,7 +82,7 @@ PRECISIONS = ("fp32", "bf16", "int8")
 FAST_PATH_WORKLOADS = ("ner-4", "textcat-4")  # run at every precision, for accuracy
 # Work per measured pass, in (words + 8) x prompts units: ~10-20 s per configuration for
 # MiniLM-L6 in fp32 on 2 cores; batch size 1 and the naive loop get a quarter.
-FULL_WORK, QUICK_WORK = 24000, 1200
+FULL_WORK, QUICK_WORK = 24000, 2400
 WARMUP_DOCS = 8
 MAX_QUALITY_LOSS = 1.0  # points of F1 / accuracy a fast path may lose and still count
 
@@ -128,7 +129,8 @@ def read_agnews(raw_dir: Path, limit: int) -> List[Text]:
     """The first `limit` rows of ag_news/test.csv as "Title. Description", with the HTML
     escapes (#39;) and backslashes of the original undone."""
     def clean(s: str) -> str:
-        return " ".join(re.sub(r"#(\d+);", lambda m: chr(int(m.group(1))), s).replace("\\", " ").split())
+        s = re.sub(r"#(\d+);", lambda m: chr(int(m.group(1))), s).replace("\\", " ")
+        return " ".join(s.split())
 
     with open(raw_dir / "ag_news" / "test.csv", encoding="utf8", newline="") as f:
         rows = itertools.islice(csv.DictReader(f), limit)
@@ -173,7 +175,7 @@ class Row:
     metric: Optional[str] = None
     quality: Optional[float] = None  # CoNLL entity F1 or AG News accuracy, in %
     matmul: Dict[str, float] = field(default_factory=dict)  # peak job: FLOP/s by dtype/shape
-    derived: Dict[str, Optional[float]] = field(default_factory=dict)  # filled in by report
+    derived: Dict[str, Optional[float]] = field(default_factory=dict)  # filled in by annotate()
 
 
 # --- measuring (inside the job's process) ------------------------------------------------
@@ -219,10 +221,11 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def quantize_int8(hf_model):
+def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
+    """Int8 weights, activations quantized on the fly: every nn.Linear, in place."""
     from torch.ao.quantization import quantize_dynamic
 
-    return quantize_dynamic(hf_model, {torch.nn.Linear}, dtype=torch.qint8)
+    return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def cortex_pipeline(checkpoint: str, tasks: Dict[str, int], precision: str):
@@ -233,10 +236,10 @@ def cortex_pipeline(checkpoint: str, tasks: Dict[str, int], precision: str):
     for task, n in tasks.items():
         factory, config = TASKS[task](n)
         nlp.add_pipe(factory, config=config)
-    cortex = nlp.get_pipe("cortex").model  # loads the weights now
+    hf_model = nlp.get_pipe("cortex").model.hf_model  # loads the weights now
     if precision == "int8":
-        cortex.hf_model = quantize_int8(cortex.hf_model)
-    return nlp, ForwardCounter(cortex.hf_model)
+        quantize_int8(hf_model)
+    return nlp, ForwardCounter(hf_model)
 
 
 Runner = Tuple[Callable[[List[str]], list], List[ForwardCounter]]
@@ -333,30 +336,37 @@ def quality(job: Job, docs, texts: List[Text]) -> Tuple[Optional[str], Optional[
     return None, None
 
 
-def matmul_flops(dtype: torch.dtype, m: int, k: int, n: int, seconds: float) -> float:
-    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+def flop_rate(fn: Callable[[], object], flops: float, seconds: float) -> float:
     for _ in range(3):
-        a @ b
+        fn()
     reps, start = 0, time.perf_counter()
     while True:
-        a @ b
+        fn()
         reps += 1
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
-            return 2.0 * m * k * n * reps / elapsed
+            return flops * reps / elapsed
 
 
 def matmul_peaks(checkpoint: str, seconds: float) -> Dict[str, float]:
-    """Dense matmul FLOP/s: 1024^3 (the peak used for %) and the model's feed-forward
-    shape at 4096 tokens (what the encoder's largest matmuls can reach)."""
+    """Dense matmul FLOP/s in fp32, bf16 and int8 (a dynamically quantized nn.Linear, as the
+    int8 path runs): 1024^3, the peak the %-of-peak figures use, and the model's
+    feed-forward shape at 4096 tokens (what the encoder's largest matmuls can reach)."""
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(checkpoint, local_files_only=True)
     shapes = {"": (1024, 1024, 1024),
               " ffn": (4096, config.hidden_size, config.intermediate_size)}
-    return {f"{name}{suffix}": matmul_flops(dtype, *shape, seconds)
-            for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))
-            for suffix, shape in shapes.items()}
+    peaks = {}
+    with torch.inference_mode():
+        for suffix, (m, k, n) in shapes.items():
+            x, w = torch.randn(m, k), torch.randn(k, n)
+            xb, wb = x.bfloat16(), w.bfloat16()
+            int8 = quantize_int8(torch.nn.Sequential(torch.nn.Linear(k, n, bias=False)))
+            for name, fn in (("fp32", lambda: x @ w), ("bf16", lambda: xb @ wb),
+                             ("int8", lambda: int8(x))):
+                peaks[name + suffix] = flop_rate(fn, 2.0 * m * k * n, seconds)
+    return peaks
 
 
 def run_job(job: Job, checkpoint: str, raw_dir: str, quick: bool = False) -> Row:
@@ -421,7 +431,8 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
                 jobs.append(job(name, "cortex", corpus, tasks, batch))
     for name, corpus, tasks in WORKLOADS:
         if name in FAST_PATH_WORKLOADS:
-            jobs += [job(name, "cortex", corpus, tasks, 64, p) for p in PRECISIONS if p != precision]
+            jobs += [job(name, "cortex", corpus, tasks, 64, p)
+                     for p in PRECISIONS if p != precision]
     jobs.append(job("all-3 as 3 pipelines", "separate", "agnews", ALL_THREE, 64))
     jobs.append(job("naive transformers", "naive", "conll", {"ner": 4}, 1, "fp32"))
     if spacy_small_name():
@@ -432,14 +443,15 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
     return jobs
 
 
-def run_jobs(jobs: List[Job], checkpoint: str, raw_dir: Path, quick: bool, in_process: bool) -> List[Row]:
+def run_jobs(jobs: List[Job], checkpoint: str, raw_dir: Path, quick: bool,
+             in_process: bool) -> List[Row]:
     """Each job in a fresh process forked from a server that imported the libraries only."""
     rows: List[Row] = []
     if in_process:
         submit = lambda job: run_job(job, checkpoint, str(raw_dir), quick)
     else:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload(["spacy_cortex"])  # torch, spacy, transformers
         pool = ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1)
         submit = lambda job: pool.submit(run_job, job, checkpoint, str(raw_dir), quick).result()
     try:
@@ -450,15 +462,17 @@ def run_jobs(jobs: List[Job], checkpoint: str, raw_dir: Path, quick: bool, in_pr
                 msg.fail(f"{job.label}: {type(err).__name__}: {err}")
                 continue
             rows.append(row)
-            msg.text(f"{job.label}: {job.docs} docs in {row.seconds:.1f} s "
-                     f"(load {row.load_seconds:.1f} s, peak RSS {row.peak_rss_mb:.0f} MB)")
+            done = f"{job.docs} docs in {row.seconds:.1f} s, " if job.docs else ""
+            msg.text(f"{job.label}: {done}load {row.load_seconds:.1f} s, "
+                     f"peak RSS {row.peak_rss_mb:.0f} MB")
     finally:
         if not in_process:
             pool.shutdown()
     return rows
 
 
-def find(rows: List[Row], name: str, batch: int = 64, precision: Optional[str] = None) -> Optional[Row]:
+def find(rows: List[Row], name: str, batch: int = 64,
+         precision: Optional[str] = None) -> Optional[Row]:
     return next((r for r in rows if r.job.name == name and r.job.batch_size == batch
                  and (precision is None or r.job.precision == precision)), None)
 
@@ -468,10 +482,10 @@ def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 
 
 def annotate(rows: List[Row], peaks: Dict[str, float]) -> None:
-    """Rates, ratios to the references (on words/s, as doc counts differ), % of matmul
-    peak (bf16 rows against the bf16 peak, others against fp32), quality deltas vs fp32."""
+    """Rates, ratios to the references (on words/s, as doc counts differ), % of the matmul
+    peak of the row's precision, quality deltas vs fp32."""
     for row in rows:
-        d, peak = row.derived, peaks.get("bf16" if row.job.precision == "bf16" else "fp32")
+        d, peak = row.derived, peaks.get(row.job.precision)
         d["docs_per_s"] = ratio(row.job.docs, row.seconds)
         d["words_per_s"] = ratio(row.words, row.seconds)
         if row.flops and peak:
@@ -508,9 +522,10 @@ def targets(rows: List[Row], precision: str, elapsed: float, quick: bool) -> Lis
         delta = row.derived.get("quality_delta")
         ok = delta is None or delta >= -MAX_QUALITY_LOSS
         note = f"F1 {delta:+.1f} pt vs fp32" if delta is not None else ""
-        out.append(target(f"ner-4 b64 {prec}: x naive", row.derived.get("vs_naive"), 5.0, "x", ok, note))
-        out.append(target(f"ner-4 b64 {prec}: % of {'bf16' if prec == 'bf16' else 'fp32'} "
-                          "matmul peak in encoder", row.derived.get("pct_peak_encoder"), 40.0, "%"))
+        out.append(target(f"ner-4 b64 {prec}: x naive", row.derived.get("vs_naive"), 5.0, "x",
+                          ok, note))
+        out.append(target(f"ner-4 b64 {prec}: % of {prec} matmul peak in encoder passes",
+                          row.derived.get("pct_peak_encoder"), 40.0, "%"))
     one, three = find(rows, "all-3", 64, precision), find(rows, "all-3 as 3 pipelines", 64)
     speedup = ratio(three and three.seconds, one and one.seconds)
     out.append(target("all-3: one pipeline no slower than 3 pipelines", speedup, 0.98, "x",
@@ -535,7 +550,8 @@ def report(rows: List[Row], peaks: Dict[str, float], goals: List[dict]) -> None:
         d, job = row.derived, row.job
         table.append([
             job.name, job.corpus, job.precision, job.batch_size, job.docs,
-            fmt(d.get("docs_per_s")), fmt(d.get("words_per_s"), ".0f"), fmt(d.get("vs_naive"), ".2f"),
+            fmt(d.get("docs_per_s")), fmt(d.get("words_per_s"), ".0f"),
+            fmt(d.get("vs_naive"), ".2f"),
             fmt(d.get("vs_spacy_sm"), ".2f"), fmt(d.get("pct_peak_encoder"), ".0f"),
             fmt(d.get("encoder_time_pct"), ".0f"), fmt(d.get("padding_pct"), ".0f"),
             fmt(row.peak_rss_mb, ".0f"), fmt(row.run_rss_mb, ".0f"),
@@ -610,12 +626,16 @@ def benchmark(raw_dir: Path, model: Optional[str] = None, output: Optional[Path]
 
 def main(
     raw_dir: Path = typer.Argument(..., help="Folder with conll2003/test.txt and ag_news/test.csv"),
-    model: Optional[str] = typer.Option(None, help="Checkpoint folder or registered name (default cortex-mini-en)"),
+    model: Optional[str] = typer.Option(
+        None, help="Checkpoint folder or registered name (default cortex-mini-en)"),
     output: Path = typer.Option(Path("benchmarks/output/benchmark.json"), help="JSON results"),
-    docs: Optional[int] = typer.Option(None, help="Most docs per corpus (default 500; 40 with --quick)"),
+    docs: Optional[int] = typer.Option(
+        None, help="Most docs per corpus (default 500; 40 with --quick)"),
     quick: bool = typer.Option(False, "--quick", help="~1 minute smoke run"),
     precision: str = typer.Option("fp32", help="Precision of the main matrix: fp32, bf16 or int8"),
-    in_process: bool = typer.Option(False, "--in-process", help="Run every measurement in this process (no per-configuration peak RSS)"),
+    in_process: bool = typer.Option(
+        False, "--in-process",
+        help="Run every measurement in this process (no per-configuration peak RSS)"),
 ) -> None:
     """Throughput, memory, % of matmul peak and fast-path accuracy of spacy_cortex."""
     benchmark(raw_dir, model, output, docs, quick, precision, in_process)

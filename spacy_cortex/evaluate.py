@@ -1,5 +1,7 @@
-"""Evaluate a CORTEX checkpoint on held-out (EVAL) sets, through the same spaCy components
-and Python API users call.
+"""Evaluate a CORTEX checkpoint on held-out (EVAL) sets via the spaCy components and API.
+
+Every set runs through what users call: spacy.blank("en") + the `cortex` component with
+cortex_ner / cortex_textcat / cortex_qa, and spacy_cortex.api with the component's model.
 
 Usage: python -m spacy_cortex.evaluate RAW_DIR --model CHECKPOINT --output metrics.json
            [--limit-scale 1.0] [--quick] [--sets a,b] [--precision fp32|bf16]
@@ -128,7 +130,9 @@ class BM25:
 
 
 def result(metrics: Dict[str, float], n: int, protocol: str, **details) -> dict:
-    out = {"metrics": {k: float(v) for k, v in metrics.items()}, "n": int(n), "protocol": protocol}
+    """One set's entry in the report; an undefined metric (NaN) is written as null."""
+    values = {k: None if v is None or math.isnan(v) else float(v) for k, v in metrics.items()}
+    out = {"metrics": values, "n": int(n), "protocol": protocol}
     out.update(details)
     return out
 
@@ -438,7 +442,8 @@ def eval_scifact(ev: Evaluator, depth: int = 20) -> dict:
                    f"bm25_recall@{depth}": np.mean(recall)}, len(rows),
                   f"SciFact (BEIR) test queries over the full corpus ({len(ids)} docs): BM25 (k1=0.9, "
                   f"b=0.4, lower-cased \\w+ tokens, title+abstract) top {depth}, re-ranked by api.rank on "
-                  f"title + abstract cut to {SCIFACT_CHARS} chars; nDCG@10 (BM25 alone for reference)")
+                  f"title + abstract cut to {SCIFACT_CHARS} chars (as in training, which used TRAIN queries on "
+                  "the same corpus); nDCG@10 (BM25 alone for reference)")
 
 
 SETS: Dict[str, Callable[[Evaluator], dict]] = {
@@ -475,7 +480,7 @@ MAIN_METRIC = {"squad": "f1", "scifact": "ndcg@10", "stsb": "spearman", "wikiqa"
 def add_averages(results: Dict[str, dict]) -> None:
     if all(name in results for name in ZERO_SHOT_NER):
         results["crossner_mit_avg"] = result(
-            {"ents_f": np.mean([results[n]["metrics"]["ents_f"] for n in ZERO_SHOT_NER])},
+            {"ents_f": np.mean([results[n]["metrics"]["ents_f"] or 0.0 for n in ZERO_SHOT_NER])},
             sum(results[n]["n"] for n in ZERO_SHOT_NER),
             "unweighted mean entity F1 of the 5 CrossNER domains + MIT movie + MIT restaurant (GLiNER protocol)")
 
@@ -497,11 +502,13 @@ def evaluate(raw_dir: Path, checkpoint: str, sets: Optional[Sequence[str]] = Non
                  f"{results[name]['seconds']}s)")
     add_averages(results)
     return {"checkpoint": str(checkpoint), "precision": precision, "limit_scale": scale,
-            "seconds": round(time.time() - start, 1), "sets": results}
+            "seconds": round(time.time() - start, 1),
+            "subsets": f"N = round(default N x limit scale); rows chosen by a seeded shuffle (seed {SEED}), "
+                       "kept in file order", "sets": results}
 
 
 def format_metrics(metrics: Dict[str, float]) -> str:
-    return "  ".join(f"{k} {100 * v:.1f}" for k, v in metrics.items())
+    return "  ".join(f"{k} {'-' if v is None else f'{100 * v:.1f}'}" for k, v in metrics.items())
 
 
 def print_table(report: dict) -> None:

@@ -4,7 +4,7 @@ runs every (prompt, context) request of a batch together.
 import contextlib
 import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -82,30 +82,59 @@ class CortexModel:
 
     def __init__(
         self,
-        hf_model,
-        tokenizer,
+        hf_model=None,
+        tokenizer=None,
         *,
+        loader: Optional[Callable[[], Tuple[object, object]]] = None,
         max_length: int = 384,
         stride: int = 64,
         max_batch_tokens: int = 8192,
         max_batch_size: int = 128,
         precision: str = "fp32",
     ):
+        """Give hf_model + tokenizer, or a loader returning both on first use (so a
+        pipeline can be built and inspected without reading the weights)."""
+        if (hf_model is None) == (loader is None):
+            raise ValueError("Give either hf_model and tokenizer, or a loader")
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"Unknown precision {precision!r}: use 'fp32' or 'bf16'")
-        model_limit = getattr(hf_model.config, "max_position_embeddings", max_length)
-        if max_length > model_limit:
-            raise ValueError(f"max_length {max_length} exceeds the model's {model_limit}")
         if stride >= max_length // 2:
             raise ValueError(f"stride {stride} must be less than half of max_length {max_length}")
-        self.hf_model = hf_model
-        self.tokenizer = tokenizer
+        self._hf_model = hf_model
+        self._tokenizer = tokenizer
+        self._loader = loader
         self.max_length = max_length
         self.stride = stride
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_size = max_batch_size
         self.precision = precision
         self._prompt_cache: Dict[str, np.ndarray] = {}
+        if hf_model is not None:
+            self._check_length()
+
+    @property
+    def loaded(self) -> bool:
+        return self._hf_model is not None
+
+    def _ensure_loaded(self) -> None:
+        if self._hf_model is None:
+            self._hf_model, self._tokenizer = self._loader()
+            self._check_length()
+
+    def _check_length(self) -> None:
+        limit = getattr(self._hf_model.config, "max_position_embeddings", self.max_length)
+        if self.max_length > limit:
+            raise ValueError(f"max_length {self.max_length} exceeds the model's {limit}")
+
+    @property
+    def hf_model(self):
+        self._ensure_loaded()
+        return self._hf_model
+
+    @property
+    def tokenizer(self):
+        self._ensure_loaded()
+        return self._tokenizer
 
     @classmethod
     def from_path(cls, path: Union[str, Path], **kwargs) -> "CortexModel":

@@ -61,6 +61,7 @@ class NERTask:
             examples, f"spans_{self.spans_key}",
             getter=lambda doc, key: doc.spans.get(self.spans_key, []),
             has_annotation=lambda doc: self.spans_key in doc.spans,
+            allow_overlap=True,  # spans mode keeps overlapping spans of several labels
         )
 
 

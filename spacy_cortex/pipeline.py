@@ -48,15 +48,9 @@ class Cortex(Pipe):
         self.nlp = nlp
         self.name = name
         self.spec = model
-        self._model: Optional[CortexModel] = None
+        self.model: CortexModel = model.deferred()  # weights read on first use
         self._optimizer = None
         self._rng = random.Random(0)
-
-    @property
-    def model(self) -> CortexModel:
-        if self._model is None:
-            self._model = self.spec.load()
-        return self._model
 
     @property
     def is_trainable(self) -> bool:
@@ -142,7 +136,7 @@ class Cortex(Pipe):
         self.model.save(path)
 
     def from_disk(self, path, *, exclude=tuple()) -> "Cortex":
-        self._model = self.spec.load(str(path))
+        self.model = self.spec.load(str(path))
         self._optimizer = None
         return self
 
@@ -199,7 +193,12 @@ class CortexTask(Pipe):
 
     def training_records(self, example: Example) -> List[dict]:
         """The task's gold answers as unified training records (see convert.py)."""
-        return [dict(record, task=self.name) for record in self.task.training_records(example.reference)]
+        records = [dict(record, task=self.name) for record in self.task.training_records(example.reference)]
+        for record in records:
+            if record.get("spans") is not None and record.get("cls") is None:
+                # as convert.record: [CLS] of an extraction example = "holds an answer"
+                record["cls"] = "positive" if record["spans"] else "negative"
+        return records
 
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))

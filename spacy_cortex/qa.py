@@ -50,6 +50,10 @@ def normalize_question(spec: QuestionSpec) -> Dict[str, str]:
 class QATask:
     def __init__(self, questions: List[QuestionSpec], no_answer_threshold: float, max_answer_words: int):
         install_extensions()
+        if not 0.0 <= no_answer_threshold <= 1.0:
+            raise ValueError(f"no_answer_threshold must be between 0 and 1, got {no_answer_threshold}")
+        if max_answer_words < 1:
+            raise ValueError(f"max_answer_words must be at least 1, got {max_answer_words}")
         self.questions = [normalize_question(q) for q in questions]
         self.no_answer_threshold = no_answer_threshold
         self.max_answer_words = max_answer_words

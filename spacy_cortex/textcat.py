@@ -15,6 +15,8 @@ from .templates import label_prompts, task_template
 
 class TextCatTask:
     def __init__(self, prompts: Dict[str, str], exclusive: bool, threshold: float):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
         self.label_prompts = prompts
         self.exclusive = exclusive
         self.threshold = threshold

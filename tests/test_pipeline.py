@@ -231,7 +231,7 @@ def test_task_component_adds_cortex_first():
     assert nlp.pipe_names == ["cortex", "cortex_ner"]
     cortex = nlp.get_pipe("cortex")
     assert cortex.spec.checkpoint == registry.DEFAULT_CHECKPOINT
-    assert cortex._model is None  # nothing loaded yet
+    assert not cortex.model.loaded  # nothing loaded yet
     nlp.add_pipe("cortex_textcat", config={"labels": ["a", "b"]})
     assert nlp.pipe_names == ["cortex", "cortex_ner", "cortex_textcat"]  # reused, not added again
     assert cortex.listeners() == [nlp.get_pipe("cortex_ner"), nlp.get_pipe("cortex_textcat")]
@@ -362,3 +362,80 @@ def test_bad_task_config_leaves_pipeline_untouched():
     with pytest.raises(ValueError, match="No labels"):
         nlp.add_pipe("cortex_ner", config={"labels": []})
     assert nlp.pipe_names == []  # no cortex added for a component that failed
+
+
+def test_listener_protocol_check_does_not_load_the_model(monkeypatch, tmp_path):
+    """spaCy runs isinstance(proc, ListenedToComponent) after every add_pipe and on load;
+    on Python < 3.12 that hasattr()s the protocol members in random (hash) order, so it
+    must never trigger (or fail) loading the weights."""
+    import typing
+
+    from spacy import ty
+
+    if hasattr(typing, "_get_protocol_attrs"):
+        original = typing._get_protocol_attrs
+        monkeypatch.setattr(
+            typing, "_get_protocol_attrs",
+            lambda cls: sorted(original(cls), key=lambda a: (a != "model", a)),  # 'model' first
+        )
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tmp_path / "missing")}})
+    nlp.add_pipe("cortex_ner", config={"labels": ["X"]})
+    cortex = nlp.get_pipe("cortex")
+    assert not isinstance(cortex, ty.ListenedToComponent)
+    assert not cortex.model.loaded
+    with pytest.raises(FileNotFoundError):
+        cortex.model.hf_model  # a real access still loads (and reports the missing folder)
+
+
+# --- training through spaCy (nlp.update) --------------------------------------------------------
+
+
+def test_nlp_update_trains_the_shared_model(make_nlp, tiny_checkpoint):
+    from spacy.tokens import Span
+    from spacy.training import Example
+
+    nlp = make_nlp(tiny_checkpoint, textcat={"labels": ["billing", "refund"]})
+    text = "The patient was given 20 mg atorvastatin."
+    ref = nlp.make_doc(text)
+    ref.ents = [Span(ref, 4, 6, label="DOSE"), Span(ref, 6, 7, label="DRUG")]
+    ref.cats = {"billing": 0.0, "refund": 1.0}
+    ref.spans["cortex_qa"] = [Span(ref, 0, 2, label="Who was prescribed the drug?")]
+    eg = Example(nlp.make_doc(text), ref)
+
+    cortex = nlp.get_pipe("cortex")
+    records = [r for task in cortex.listeners() for r in task.training_records(eg)]
+    by_prompt = {r["prompt"]: r for r in records}
+    assert by_prompt["What doses are given?"]["spans"] == [(22, 27)]
+    assert by_prompt["What doses are given?"]["cls"] == "positive"
+    assert by_prompt["Which medications are mentioned?"]["spans"] == [(28, 40)]
+    assert by_prompt["Is this text about refund?"]["cls"] == "positive"
+    assert by_prompt["Is this text about billing?"]["cls"] == "negative"
+    assert by_prompt["Who was prescribed the drug?"]["spans"] == [(0, 11)]
+    assert {r["task"] for r in records} == {"cortex_ner", "cortex_textcat", "cortex_qa"}
+
+    before = cortex.model.hf_model.classifier.weight.detach().clone()
+    optimizer = nlp.initialize(lambda: [eg])
+    losses = [nlp.update([eg], sgd=optimizer)["cortex"] for _ in range(6)]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+    assert not np.allclose(before.numpy(), cortex.model.hf_model.classifier.weight.detach().numpy())
+    # still a single model after training
+    assert cortex.listeners() and all(not hasattr(t, "model") for t in cortex.listeners())
+
+
+def test_evaluate_all_components(make_nlp, positive_checkpoint):
+    from spacy.tokens import Span
+    from spacy.training import Example
+
+    nlp = make_nlp(positive_checkpoint)
+    text = "The patient was given 20 mg atorvastatin."
+    ref = nlp.make_doc(text)
+    ref.ents = [Span(ref, 0, len(ref), label="DOSE")]
+    ref.cats = {"billing": 0.0, "shipping": 0.0, "refund": 1.0}
+    ref.spans["cortex_qa"] = [Span(ref, 0, len(ref), label="Who was prescribed the drug?")]
+    scores = nlp.evaluate([Example(nlp.make_doc(text), ref)])
+    assert {"ents_f", "cats_score", "qa_f1", "qa_exact"} <= set(scores)
+    assert scores["ents_f"] == pytest.approx(1.0)
+    assert scores["qa_f1"] == pytest.approx(1.0)
+    assert 0.0 <= scores["cats_score"] <= 1.0

@@ -1,0 +1,144 @@
+"""The Python API (spacy_cortex.extract / classify / answer / entail / similarity / rank / score)."""
+import pytest
+
+import spacy_cortex
+from spacy_cortex import (
+    CortexModel,
+    answer,
+    classify,
+    entail,
+    extract,
+    load_model,
+    rank,
+    score,
+    similarity,
+)
+from spacy_cortex import registry
+
+TEXTS = ["The patient was given 20 mg atorvastatin.", "I asked about a refund.", ""]
+
+
+@pytest.fixture(scope="module")
+def model(varied_checkpoint):
+    return CortexModel.from_path(varied_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def positive(positive_checkpoint):
+    return CortexModel.from_path(positive_checkpoint)
+
+
+def is_prob(x):
+    return isinstance(x, float) and 0.0 <= x <= 1.0
+
+
+def test_extract(model):
+    out = extract(TEXTS, "Which medications are mentioned?", threshold=0.05, model=model)
+    assert len(out) == len(TEXTS)
+    assert out[2] == []
+    assert any(out[:2])
+    for text, spans in zip(TEXTS, out):
+        for s in spans:
+            assert set(s) == {"text", "start_char", "end_char", "score"}
+            assert text[s["start_char"] : s["end_char"]] == s["text"]
+            assert 0.05 <= s["score"] <= 1.0
+    # a single string gives a list of one
+    assert extract(TEXTS[0], "Which?", model=model) == [extract([TEXTS[0]], "Which?", model=model)[0]]
+
+
+def test_extract_positive(positive):
+    [[span]] = extract("given 20 mg", "What dose?", model=positive)
+    assert span["text"] == "given 20 mg"
+
+
+def test_classify(model):
+    labels = ["billing", "shipping", "refund"]
+    out = classify(TEXTS, labels, model=model)
+    assert len(out) == 3
+    for cats in out:
+        assert sorted(cats) == sorted(labels)
+        assert sum(cats.values()) == pytest.approx(1.0)
+        assert all(is_prob(p) for p in cats.values())
+    multi = classify(TEXTS, labels, exclusive=False, model=model)
+    for m, e in zip(multi, out):
+        assert all(is_prob(p) for p in m.values())
+        total = sum(m.values())
+        assert all(e[k] == pytest.approx(m[k] / total) for k in labels)
+    # label order does not matter
+    assert classify(TEXTS, labels[::-1], model=model) == out
+    custom = classify(TEXTS[0], {"A": "Is this medical?", "B": "Is this about money?"}, model=model)
+    assert sorted(custom[0]) == ["A", "B"]
+
+
+def test_answer(model, positive):
+    out = answer("Who was prescribed the drug?", TEXTS, model=model)
+    assert len(out) == 3
+    for text, a in zip(TEXTS[:2], out[:2]):
+        assert set(a) == {"text", "start_char", "end_char", "score", "has_answer"}
+        assert text[a["start_char"] : a["end_char"]] == a["text"]
+        assert is_prob(a["score"]) and is_prob(a["has_answer"])
+    assert out[2]["text"] is None
+    [a] = answer("Who?", "the patient", model=positive)
+    assert a["text"] == "the patient" and a["has_answer"] > 0.99
+    [a] = answer("Who?", "word " * 100, max_answer_words=3, model=positive)
+    assert a["text"] == "word word word"
+
+
+def test_entail(model, positive):
+    out = entail("The patient was given a drug.", ["A drug was given.", "Nothing happened.", "x"], model=model)
+    assert len(out) == 3
+    for probs in out:
+        assert set(probs) == {"entailment", "neutral", "contradiction"}
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert all(is_prob(p) for p in probs.values())
+    [probs] = entail("a", "b", model=positive)
+    assert probs["entailment"] > 0.99
+    pairs = entail(["a", "b"], ["c", "d"], model=model)
+    assert len(pairs) == 2
+    with pytest.raises(ValueError, match="2 and 3"):
+        entail(["a", "b"], ["c", "d", "e"], model=model)
+
+
+def test_similarity(model):
+    a = ["the patient was given a drug", "refund", "billing"]
+    b = ["a drug was given", "shipping", "billing"]
+    out = similarity(a, b, model=model)
+    assert len(out) == 3 and all(is_prob(s) for s in out)
+    # symmetric by construction
+    assert similarity(b, a, model=model) == pytest.approx(out)
+    # one against many
+    assert len(similarity("refund", b, model=model)) == 3
+    with pytest.raises(ValueError):
+        similarity(["a", "b"], ["c", "d", "e"], model=model)
+
+
+def test_rank(model):
+    passages = ["the patient was given atorvastatin", "refund", "", "shipping and billing", "mg dose"]
+    out = rank("Which drug?", passages, model=model)
+    assert sorted(r["index"] for r in out) == list(range(len(passages)))
+    scores = [r["score"] for r in out]
+    assert scores == sorted(scores, reverse=True)
+    assert all(is_prob(s) for s in scores)
+    assert len(set(scores)) > 1
+
+
+def test_score(model, positive):
+    out = score("What dose was given? The patient was given 20 mg.", ["20 mg", "a refund", ""], model=model)
+    assert len(out) == 3 and all(is_prob(s) for s in out)
+    assert all(s > 0.99 for s in score("instruction", ["a", "b"], model=positive))
+    # a long instruction is windowed, not cut
+    assert len(score("word " * 2000, ["a"], model=model)) == 1
+
+
+def test_load_model_by_name_is_cached(tiny_checkpoint):
+    registry.checkpoints.register("tiny-api-test", func=lambda: tiny_checkpoint)
+    m1 = load_model("tiny-api-test")
+    assert isinstance(m1, CortexModel)
+    assert load_model("tiny-api-test") is m1
+    assert load_model(str(tiny_checkpoint)) is not m1
+    assert classify("refund", ["a", "b"], model=m1)[0].keys() == {"a", "b"}
+
+
+def test_public_names():
+    for name in spacy_cortex.__all__:
+        assert hasattr(spacy_cortex, name)

@@ -1,0 +1,96 @@
+"""The registered model architecture and the checkpoint registry."""
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.util import registry as spacy_registry
+from thinc.api import Config
+
+from spacy_cortex import registry
+from spacy_cortex.architectures import CortexModelSpec, cortex_model_v1
+from spacy_cortex.model import CortexModel
+from spacy_cortex.pipeline import DEFAULT_MODEL_CONFIG
+
+
+def test_architecture_is_registered():
+    assert spacy_registry.architectures.get("spacy_cortex.CortexModel.v1") is cortex_model_v1
+
+
+def test_defaults_match_component_default_config():
+    spec = cortex_model_v1()
+    assert spec.checkpoint == registry.DEFAULT_CHECKPOINT == DEFAULT_MODEL_CONFIG["checkpoint"]
+    for key, value in spec.settings().items():
+        assert DEFAULT_MODEL_CONFIG[key] == value
+
+
+def test_spec_from_config(tiny_checkpoint):
+    config = Config().from_str(
+        f"""
+        [model]
+        @architectures = "spacy_cortex.CortexModel.v1"
+        checkpoint = "{tiny_checkpoint}"
+        max_length = 96
+        stride = 24
+        max_batch_tokens = 1000
+        precision = "bf16"
+        """
+    )
+    spec = spacy_registry.resolve(config)["model"]
+    assert isinstance(spec, CortexModelSpec)
+    assert spec.settings() == {"max_length": 96, "stride": 24, "max_batch_tokens": 1000, "precision": "bf16"}
+    model = spec.load()
+    assert isinstance(model, CortexModel)
+    assert (model.max_length, model.stride, model.max_batch_tokens, model.precision) == (96, 24, 1000, "bf16")
+
+
+def test_spec_load_from_other_folder(tiny_checkpoint, tmp_path):
+    spec = cortex_model_v1(checkpoint=str(tmp_path / "missing"), max_length=64, stride=16)
+    # an explicit folder (as in from_disk) wins over the configured checkpoint
+    model = spec.load(str(tiny_checkpoint))
+    assert model.max_length == 64
+    with pytest.raises(FileNotFoundError):
+        spec.load()
+
+
+def test_bad_precision():
+    with pytest.raises(ValueError, match="precision"):
+        cortex_model_v1(precision="fp8")
+
+
+def test_spec_settings_reach_the_component(tiny_checkpoint):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint), "max_length": 80, "stride": 8}})
+    model = nlp.get_pipe("cortex").model
+    assert (model.max_length, model.stride, model.max_batch_tokens) == (80, 8, 8192)
+
+
+# --- registry.resolve_checkpoint ---------------------------------------------------------
+
+
+def test_resolve_registered_name(tiny_checkpoint):
+    registry.checkpoints.register("tiny-resolve-test", func=lambda: str(tiny_checkpoint))
+    resolved = registry.resolve_checkpoint("tiny-resolve-test")
+    assert isinstance(resolved, Path) and resolved == Path(tiny_checkpoint)
+
+
+def test_resolve_default_name():
+    assert registry.resolve_checkpoint(registry.DEFAULT_CHECKPOINT) == (
+        registry.MODELS_DIR / registry.DEFAULT_CHECKPOINT
+    )
+
+
+def test_resolve_path(tiny_checkpoint):
+    assert registry.resolve_checkpoint(str(tiny_checkpoint)) == Path(tiny_checkpoint)
+
+
+def test_resolve_user_path(tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("HOME", str(tiny_checkpoint.parent))
+    assert registry.resolve_checkpoint("~/" + tiny_checkpoint.name) == Path(tiny_checkpoint)
+
+
+def test_resolve_unknown(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        registry.resolve_checkpoint(str(tmp_path / "nothing-here"))
+    message = str(info.value)
+    assert "nothing-here" in message
+    assert registry.DEFAULT_CHECKPOINT in message  # lists the registered names

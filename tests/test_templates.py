@@ -1,0 +1,69 @@
+"""Prompt templates kept as data."""
+import json
+
+import pytest
+
+from spacy_cortex.templates import TEMPLATES_DIR, label_prompts, label_words, task_template
+
+TASKS = ["ner", "textcat", "entail", "similarity", "rank", "score"]
+PLACEHOLDERS = {"ner": "label", "textcat": "label", "entail": "hypothesis", "similarity": "text",
+                "rank": "query", "score": "response"}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_task_templates(task):
+    template = task_template(task)
+    key = PLACEHOLDERS[task]
+    assert "{" + key + "}" in template
+    filled = template.format(**{key: "XYZ"})
+    assert "XYZ" in filled and "{" not in filled
+
+
+def test_known_defaults():
+    assert task_template("ner") == "Find all {label} mentioned in the text."
+    assert task_template("textcat") == "Is this text about {label}?"
+
+
+def test_unknown_task():
+    with pytest.raises(KeyError):
+        task_template("translation")
+
+
+def test_tasks_json_is_valid_and_cached():
+    data = json.loads((TEMPLATES_DIR / "tasks.json").read_text(encoding="utf8"))
+    assert set(TASKS) <= set(data)
+    assert task_template("ner") is task_template("ner")
+
+
+def test_training_prompts_json_is_valid():
+    data = json.loads((TEMPLATES_DIR / "training_prompts.json").read_text(encoding="utf8"))
+    assert all("{question}" in t for t in data["qa"])
+    assert all("{label}" in t for t in data["ner"])
+
+
+@pytest.mark.parametrize(
+    "label,words",
+    [("SPORTS_NEWS", "sports news"), ("DRUG", "drug"), ("side_effect", "side effect"),
+     ("Person", "Person"), ("billing", "billing"), ("iPhone", "iPhone")],
+)
+def test_label_words(label, words):
+    assert label_words(label) == words
+
+
+def test_label_prompts_list_and_dict():
+    assert label_prompts(["DRUG", "dose"], "Find {label}.") == {"DRUG": "Find drug.", "dose": "Find dose."}
+    prompts = {"DRUG": "Which medications?", "DOSE": "What doses?"}
+    assert label_prompts(prompts, "ignored {label}") == prompts
+    assert label_prompts({"A": "x"}, "no placeholder needed for dicts") == {"A": "x"}
+    assert label_prompts(("a",), "{label}?") == {"a": "a?"}
+
+
+@pytest.mark.parametrize("labels", [[], {}, None, ()])
+def test_label_prompts_empty(labels):
+    with pytest.raises(ValueError, match="No labels"):
+        label_prompts(labels, "{label}")
+
+
+def test_label_prompts_template_without_placeholder():
+    with pytest.raises(ValueError, match="placeholder"):
+        label_prompts(["a"], "Is it?")

@@ -1,0 +1,247 @@
+"""spacy_cortex.train: example encoding, the loss, batching and the CLI."""
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from conftest import WORDS, tiny_tokenizer
+from typer.testing import CliRunner
+
+from spacy_cortex.encoding import IGNORE, NEGATIVE, NEUTRAL, POSITIVE
+from spacy_cortex.model import CortexModel
+from spacy_cortex.train import (
+    TrainingExample as Example,
+    app,
+    collate,
+    cortex_loss,
+    encode_example,
+    length_bucketed_batches,
+    load_corpus,
+    span_token_labels,
+)
+
+CONTEXT = "The patient was given 20 mg atorvastatin."
+ANSWER = (22, 27)  # "20 mg"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_tokenizer()
+
+
+def qa_record(context=CONTEXT, spans=(ANSWER,), prompt="What dose was given?"):
+    return {"task": "squad", "prompt": prompt, "context": context,
+            "cls": "positive" if spans else "negative", "spans": [list(s) for s in spans]}
+
+
+def test_span_token_labels():
+    offsets = np.array([[0, 3], [4, 6], [6, 9], [10, 12]])
+    labels = span_token_labels(offsets, [[5, 7]])
+    assert labels.tolist() == [NEGATIVE, POSITIVE, POSITIVE, NEGATIVE]
+    assert span_token_labels(offsets, []).tolist() == [NEGATIVE] * 4
+
+
+def test_encode_extraction_example(tok):
+    rec = qa_record()
+    e = encode_example(tok, rec, 128, random.Random(0))
+    prompt_ids = tok(rec["prompt"], add_special_tokens=False)["input_ids"]
+    context_ids = tok(CONTEXT, add_special_tokens=False)["input_ids"]
+    n_p = len(prompt_ids)
+    assert e.task == "squad" and e.n_prompt == n_p
+    assert e.input_ids.tolist() == [tok.cls_token_id, *prompt_ids, tok.sep_token_id, *context_ids, tok.sep_token_id]
+    assert len(e.labels) == len(e.input_ids)
+    assert e.labels[0] == POSITIVE  # [CLS]: the context holds an answer
+    assert (e.labels[1 : n_p + 2] == IGNORE).all()  # prompt tokens and [SEP]
+    assert e.labels[-1] == IGNORE  # final [SEP]
+    context_labels = e.labels[n_p + 2 : -1]
+    assert set(context_labels.tolist()) == {POSITIVE, NEGATIVE}
+    # positive tokens are exactly the answer's sub-tokens
+    answer_ids = tok(CONTEXT[ANSWER[0] : ANSWER[1]], add_special_tokens=False)["input_ids"]
+    assert e.input_ids[e.labels == POSITIVE][1:].tolist() == answer_ids  # [1:] skips [CLS]
+    positive_ids = e.input_ids[n_p + 2 : -1][context_labels == POSITIVE].tolist()
+    assert tok.convert_ids_to_tokens(positive_ids) == ["2", "##0", "mg"]
+
+
+def test_encode_extraction_without_answer(tok):
+    e = encode_example(tok, qa_record(spans=()), 128, random.Random(0))
+    assert e.labels[0] == NEGATIVE
+    ctx = e.labels[e.n_prompt + 2 : -1]
+    assert (ctx == NEGATIVE).all()
+
+
+def test_encode_classification_example(tok):
+    rec = {"task": "mnli", "prompt": "Does this text imply that a drug was given?", "context": CONTEXT,
+           "cls": "neutral", "spans": None}
+    e = encode_example(tok, rec, 128, random.Random(0))
+    assert e.labels[0] == NEUTRAL
+    assert (e.labels[1:] == IGNORE).all()  # loss on [CLS] only
+    rec["cls"] = None
+    e = encode_example(tok, rec, 128, random.Random(0))
+    assert (e.labels == IGNORE).all()
+
+
+def test_long_prompt_is_cut(tok):
+    rec = qa_record(prompt=" ".join(["refund"] * 200))
+    e = encode_example(tok, rec, 64, random.Random(0))
+    assert e.n_prompt == 32
+    assert len(e.input_ids) <= 64
+
+
+@pytest.mark.parametrize("position", [0, 0.3, 0.5, 0.9, 1.0])
+def test_cropping_keeps_answer(tok, position):
+    rng = random.Random(1)
+    filler = [rng.choice(WORDS) for _ in range(400)]
+    cut = int(position * len(filler))
+    answer = "20 mg atorvastatin"
+    before = " ".join(filler[:cut])
+    context = (before + " " if before else "") + answer + " " + " ".join(filler[cut:])
+    start = context.index(answer)
+    rec = qa_record(context=context, spans=[(start, start + len(answer))])
+    answer_ids = tok(answer, add_special_tokens=False)["input_ids"]
+    starts = set()
+    for seed in range(15):
+        e = encode_example(tok, rec, 64, random.Random(seed))
+        assert len(e.input_ids) == 64
+        assert e.labels[0] == POSITIVE
+        ctx_ids = e.input_ids[e.n_prompt + 2 : -1]
+        ctx_labels = e.labels[e.n_prompt + 2 : -1]
+        assert ctx_ids[ctx_labels == POSITIVE].tolist() == answer_ids  # the whole answer inside
+        # the crop is a contiguous piece of the context
+        full = tok(context, add_special_tokens=False)["input_ids"]
+        offset = next(i for i in range(len(full)) if full[i : i + len(ctx_ids)] == ctx_ids.tolist())
+        starts.add(offset)
+    if 0 < position < 1:
+        assert len(starts) > 1  # random crops, not always the same window
+
+
+def test_cropping_answer_longer_than_window(tok):
+    context = "the " * 10 + " ".join(["mg"] * 200)
+    start = context.index("mg")
+    rec = qa_record(context=context, spans=[(start, len(context))])
+    e = encode_example(tok, rec, 64, random.Random(0))
+    ctx_labels = e.labels[e.n_prompt + 2 : -1]
+    assert len(e.input_ids) == 64
+    assert (ctx_labels == POSITIVE).all()  # the window starts at the answer
+    assert e.labels[0] == POSITIVE
+
+
+def test_collate(tok):
+    examples = [encode_example(tok, qa_record(), 128, random.Random(0)),
+                encode_example(tok, qa_record(context="refund"), 128, random.Random(0))]
+    batch = collate(examples, tok.pad_token_id)
+    n0, n1 = len(examples[0].input_ids), len(examples[1].input_ids)
+    assert batch["input_ids"].shape == (2, n0)
+    assert batch["attention_mask"][1].tolist() == [1] * n1 + [0] * (n0 - n1)
+    assert (batch["labels"][1, n1:] == IGNORE).all()
+    assert (batch["input_ids"][1, n1:] == tok.pad_token_id).all()
+    assert batch["token_type_ids"][0, examples[0].n_prompt + 2].item() == 1
+    assert batch["token_type_ids"][0, examples[0].n_prompt + 1].item() == 0
+
+
+def test_cortex_loss_per_example_mean():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 3)
+    labels = torch.tensor([
+        [POSITIVE, IGNORE, IGNORE, IGNORE, IGNORE],  # classification: [CLS] only
+        [NEGATIVE, IGNORE, POSITIVE, NEGATIVE, IGNORE],  # extraction: [CLS] + 2 tokens
+    ])
+    ce = lambda row, pos, lab: -torch.log_softmax(logits[row, pos], -1)[lab]
+    expected = (ce(0, 0, POSITIVE) + ce(1, 0, NEGATIVE) + (ce(1, 2, POSITIVE) + ce(1, 3, NEGATIVE)) / 2) / 2
+    assert cortex_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_cortex_loss_decreases(tiny_checkpoint, tok):
+    model = CortexModel.from_path(tiny_checkpoint)
+    rng = random.Random(0)
+    records = [qa_record(), qa_record(spans=()),
+               {"task": "sst2", "prompt": "Is this text positive?", "context": "refund", "cls": "negative",
+                "spans": None}]
+    batch = collate([encode_example(model.tokenizer, r, 128, rng) for r in records], tok.pad_token_id)
+    hf = model.hf_model
+    hf.train()
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(hf.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(8):
+        logits = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    token_type_ids=batch["token_type_ids"]).logits
+        loss = cortex_loss(logits, batch["labels"])
+        assert torch.isfinite(loss)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.8
+
+
+def test_length_bucketed_batches():
+    examples = [Example("t", np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), 1)
+                for n in random.Random(0).choices(range(5, 100), k=80)]
+    batches = length_bucketed_batches(examples, batch_tokens=400, max_batch=8, rng=random.Random(0))
+    flat = [id(e) for b in batches for e in b]
+    assert sorted(flat) == sorted(id(e) for e in examples)
+    for b in batches:
+        assert len(b) <= 8
+        assert len(b) == 1 or len(b) * max(len(e.input_ids) for e in b) <= 400
+
+
+def write_corpus(path, n=6):
+    path.mkdir()
+    rng = random.Random(0)
+    with (path / "squad.jsonl").open("w") as f:
+        for i in range(n):
+            context = " ".join(rng.choice(WORDS) for _ in range(20)) + " 20 mg atorvastatin."
+            start = context.index("20 mg")
+            f.write(json.dumps(qa_record(context=context, spans=[(start, start + 5)])) + "\n")
+    with (path / "sst2.jsonl").open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"task": "sst2", "prompt": "Is this text positive?",
+                                "context": "refund " * (i + 1), "cls": ["positive", "negative"][i % 2],
+                                "spans": None}) + "\n")
+
+
+def test_load_corpus(tmp_path):
+    write_corpus(tmp_path / "corpus")
+    train, dev = load_corpus(tmp_path / "corpus", {"squad": 3, "sst2": 10}, dev_per_task=2)
+    assert [r["task"] for r in dev] == ["squad", "squad", "sst2", "sst2"]
+    assert len([r for r in train if r["task"] == "squad"]) == 3
+    assert len([r for r in train if r["task"] == "sst2"]) == 4
+    with pytest.raises(FileNotFoundError, match="conll"):
+        load_corpus(tmp_path / "corpus", {"conll": 3}, 1)
+
+
+def test_cli_end_to_end(tmp_path, tiny_checkpoint):
+    corpus, output = tmp_path / "corpus", tmp_path / "out"
+    write_corpus(corpus)
+    mix = tmp_path / "mix.json"
+    mix.write_text(json.dumps({"squad": 4, "sst2": 4}))
+    args = [str(corpus), str(output), "--mix", str(mix), "--base", str(tiny_checkpoint),
+            "--steps", "3", "--warmup", "1", "--eval-every", "3", "--save-every", "3",
+            "--dev-per-task", "1", "--batch-tokens", "512", "--max-batch", "4",
+            "--max-length", "64", "--no-bf16"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert (output / "final" / "model.safetensors").exists()
+    assert (output / "checkpoint" / "trainer_state.pt").exists()
+    records = [json.loads(l) for l in (output / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [3]
+    assert math.isfinite(records[0]["loss"])
+    assert "squad/cls_acc" in records[0] and "sst2/cls_acc" in records[0]
+    assert "squad/token_f1" in records[0]
+    # the result is a loadable cortex checkpoint that differs from the base
+    trained = CortexModel.from_path(output / "final")
+    base = CortexModel.from_path(tiny_checkpoint)
+    t = trained.hf_model.classifier.weight.detach()
+    assert not torch.equal(t, base.hf_model.classifier.weight.detach())
+    [r] = trained.run_texts([("What dose was given?", CONTEXT)])
+    assert r.token_probs.shape == (len(trained.encode_text(CONTEXT)), 3)
+
+    # resume continues from the saved step
+    result = CliRunner().invoke(app, args[:6] + ["--steps", "4"] + args[8:] + ["--resume"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    records = [json.loads(l) for l in (output / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [3, 4]
+    state = torch.load(output / "checkpoint" / "trainer_state.pt", weights_only=True)
+    assert state["step"] == 4
