@@ -19,7 +19,7 @@ from .decoding import (
 from .encoding import NEGATIVE, NEUTRAL, POSITIVE
 from .model import CortexModel
 from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
-from .templates import label_prompts, task_template
+from .templates import label_prompts, strip_end, task_template
 
 Texts = Union[str, Sequence[str]]
 
@@ -83,7 +83,7 @@ def answer(question: str, contexts: Texts, *, max_answer_words: int = 30, model=
 def entail(premise: Texts, hypothesis: Texts, *, model=None) -> List[Dict[str, float]]:
     """{entailment, neutral, contradiction} probabilities per (premise, hypothesis) pair."""
     premises, hypotheses = _pairs(premise, hypothesis)
-    prompts = [task_template("entail").format(hypothesis=h) for h in hypotheses]
+    prompts = [task_template("entail").format(hypothesis=strip_end(h)) for h in hypotheses]
     results = _model(model).run_texts(zip(prompts, premises))
     return [_nli(classification_probs(r)) for r in results]
 
@@ -105,8 +105,8 @@ def _pairs(a: Texts, b: Texts):
 def similarity(a: Texts, b: Texts, *, model=None) -> List[float]:
     """Semantic similarity in [0, 1] of each pair, symmetrised over both directions."""
     left, right = _pairs(a, b)
-    pairs = [(task_template("similarity").format(text=x), y) for x, y in zip(left, right)]
-    pairs += [(task_template("similarity").format(text=y), x) for x, y in zip(left, right)]
+    pairs = [(task_template("similarity").format(text=strip_end(x)), y) for x, y in zip(left, right)]
+    pairs += [(task_template("similarity").format(text=strip_end(y)), x) for x, y in zip(left, right)]
     scores = [yes_probability(r) for r in _model(model).run_texts(pairs)]
     n = len(left)
     return [(scores[i] + scores[n + i]) / 2 for i in range(n)]
@@ -114,7 +114,7 @@ def similarity(a: Texts, b: Texts, *, model=None) -> List[float]:
 
 def rank(query: str, passages: Sequence[str], *, model=None) -> List[dict]:
     """Passages ordered by relevance to the query: [{index, score}], best first."""
-    results = _model(model).run_texts((task_template("rank").format(query=query), p) for p in passages)
+    results = _model(model).run_texts((task_template("rank").format(query=strip_end(query)), p) for p in passages)
     scores = [yes_probability(r) for r in results]
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     return [{"index": i, "score": scores[i]} for i in order]

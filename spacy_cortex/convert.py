@@ -19,6 +19,8 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import catalogue
 
+from .templates import strip_end
+
 converters = catalogue.create("spacy_cortex", "converters", entry_points=True)
 TEMPLATES_PATH = Path(__file__).parent / "templates" / "training_prompts.json"
 POS, NEG, NEU = "positive", "negative", "neutral"
@@ -63,11 +65,6 @@ def record(task: str, prompt: str, context: str, cls: Optional[str] = None, span
 
 def fill(rng: random.Random, templates: Sequence[str], **kw) -> str:
     return rng.choice(templates).format(**kw)
-
-
-def strip_end(text: str) -> str:
-    """Sentence without trailing punctuation, to embed it inside a question."""
-    return text.strip().rstrip(" .!?")
 
 
 def locate(context: str, answer: str, start: Optional[int] = None) -> Optional[List[int]]:

@@ -26,3 +26,8 @@ def label_prompts(labels, template: str) -> dict:
 def label_words(label: str) -> str:
     """How a label reads inside a prompt: 'SPORTS_NEWS' -> 'sports news'."""
     return label.replace("_", " ").lower() if label.isupper() or "_" in label else label
+
+
+def strip_end(text: str) -> str:
+    """Sentence without trailing punctuation, to embed it inside a question."""
+    return text.strip().rstrip(" .!?")
