@@ -7,25 +7,17 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from .decoding import threshold_spans
-from .pipeline import CortexTask, make_span, make_task_component
+from .pipeline import CortexTask, LabelPromptTask, make_span, make_task_component
 from .registry import tasks
 from .templates import label_prompts, task_template
 
 
-class NERTask:
+class NERTask(LabelPromptTask):
     def __init__(self, prompts: Dict[str, str], threshold: float, spans_key: Optional[str]):
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
-        self.label_prompts = prompts
-        self.threshold = threshold
+        if not 0.0 < threshold < 1.0:  # 0 would mark every word, 1 none
+            raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
+        super().__init__(prompts, threshold)
         self.spans_key = spans_key
-
-    @property
-    def labels(self) -> List[str]:
-        return sorted(self.label_prompts)
-
-    def prompts(self, doc: Doc) -> List[str]:
-        return list(self.label_prompts.values())
 
     def training_records(self, reference: Doc) -> List[dict]:
         gold = self.gold_spans(reference)

@@ -178,6 +178,24 @@ def ensure_cortex(nlp: Language, upstream: str) -> None:
         nlp.add_pipe("cortex", name=upstream, first=True)
 
 
+class LabelPromptTask:
+    """A task asking one prompt per label; labels are always handled in sorted order so
+    results never depend on the order they were configured in."""
+
+    def __init__(self, prompts: Dict[str, str], threshold: float):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        self.label_prompts = prompts
+        self.threshold = threshold
+
+    @property
+    def labels(self) -> List[str]:
+        return sorted(self.label_prompts)
+
+    def prompts(self, doc: Doc) -> List[str]:
+        return list(self.label_prompts.values())
+
+
 class CortexTask(Pipe):
     """A task component: asks `cortex` for prompts and decodes the answers onto the doc."""
 

@@ -8,25 +8,15 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from .decoding import label_distribution, yes_probability
-from .pipeline import CortexTask, make_task_component
+from .pipeline import CortexTask, LabelPromptTask, make_task_component
 from .registry import tasks
 from .templates import label_prompts, task_template
 
 
-class TextCatTask:
+class TextCatTask(LabelPromptTask):
     def __init__(self, prompts: Dict[str, str], exclusive: bool, threshold: float):
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
-        self.label_prompts = prompts
+        super().__init__(prompts, threshold)
         self.exclusive = exclusive
-        self.threshold = threshold
-
-    @property
-    def labels(self) -> List[str]:
-        return sorted(self.label_prompts)
-
-    def prompts(self, doc: Doc) -> List[str]:
-        return list(self.label_prompts.values())
 
     def training_records(self, reference: Doc) -> List[dict]:
         return [

@@ -118,15 +118,18 @@ def cortex_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (cls_loss + token_loss).mean()
 
 
-def forward_loss(model: CortexModel, examples: Sequence[TrainingExample]) -> torch.Tensor:
-    batch = collate(examples, model.tokenizer.pad_token_id)
+def forward_logits(model: CortexModel, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
     with model.autocast():
-        logits = model.hf_model(
+        return model.hf_model(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
             token_type_ids=batch["token_type_ids"],
         ).logits
-    return cortex_loss(logits, batch["labels"])
+
+
+def forward_loss(model: CortexModel, examples: Sequence[TrainingExample]) -> torch.Tensor:
+    batch = collate(examples, model.tokenizer.pad_token_id)
+    return cortex_loss(forward_logits(model, batch), batch["labels"])
 
 
 def backward_on_records(
@@ -189,13 +192,7 @@ def evaluate_dev(model: CortexModel, dev: Sequence[TrainingExample]) -> Dict[str
         for i in range(0, len(dev), 64):
             part = dev[i : i + 64]
             batch = collate(part, model.tokenizer.pad_token_id)
-            with model.autocast():
-                logits = model.hf_model(
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    token_type_ids=batch["token_type_ids"],
-                ).logits
-            pred = logits.argmax(-1)
+            pred = forward_logits(model, batch).argmax(-1)
             for j, e in enumerate(part):
                 s = stats.setdefault(e.task, [0, 0, 0, 0, 0])  # cls ok, n, tp, pred, gold
                 labels = batch["labels"][j]
