@@ -519,6 +519,13 @@ def print_table(report: dict) -> None:
              f"limit scale {report['limit_scale']}")
 
 
+def markdown_table(report: dict) -> str:
+    """The README table: one row per set, metrics x100."""
+    lines = ["| set | n | metrics (x100) |", "|---|---|---|"]
+    lines += [f"| {name} | {r['n']} | {format_metrics(r['metrics'])} |" for name, r in report["sets"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("raw_dir", type=Path, help="the corpus/raw folder")
@@ -534,8 +541,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     report = evaluate(a.raw_dir, a.model, sets, scale, a.precision)
     a.output.parent.mkdir(parents=True, exist_ok=True)
     a.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    a.output.with_suffix(".md").write_text(markdown_table(report), encoding="utf-8")
     print_table(report)
-    msg.good(f"Wrote {a.output}")
+    msg.good(f"Wrote {a.output} and {a.output.with_suffix('.md')}")
     return report
 
 
