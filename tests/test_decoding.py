@@ -90,7 +90,7 @@ def test_best_span_is_max_subarray_of_log_odds():
     # positive log-odds: words 1, 2, 3 (word 2 slightly negative in between), 5
     inside = [0.1, 0.9, 0.45, 0.95, 0.05, 0.6, 0.1]
     r = make_result(WORDS, inside)
-    span = best_span(r)
+    span = best_span(r, bias=0.0)
     assert r.encoded.text[span.start_char : span.end_char] == "bb cc dd"
     assert span.score == pytest.approx(np.mean([0.9, 0.45, 0.95]), abs=1e-6)
     # a brute-force max-subarray agrees
@@ -109,9 +109,17 @@ def test_best_span_respects_max_words():
 
 def test_best_span_all_negative_still_returns_least_bad_word():
     r = make_result(WORDS, [0.1, 0.2, 0.3, 0.05, 0.1, 0.1, 0.1])
-    span = best_span(r)
+    span = best_span(r, bias=0.0)
     assert texts(r, [span]) == ["cc"]
     assert span.score == pytest.approx(0.3, abs=1e-6)
+
+
+def test_best_span_bias_corrects_under_confident_inside_probabilities():
+    # the answer "cc dd" is the only region above the rest, but both words are below 0.5
+    r = make_result(WORDS, [0.01, 0.02, 0.4, 0.3, 0.02, 0.01, 0.01])
+    assert texts(r, [best_span(r, bias=0.0)]) == ["cc"]
+    assert texts(r, [best_span(r, bias=2.0)]) == ["cc dd"]
+    assert texts(r, [best_span(r)]) == ["cc dd"]  # the default bias
 
 
 def test_cls_decisions():
