@@ -82,7 +82,7 @@ def annotate(
     cat: List[str] = typer.Option([], "--cat", help="Text category label (repeatable)"),
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
-    threshold: float = typer.Option(0.5, help="NER span threshold"),
+    threshold: float = typer.Option(0.3, help="NER span threshold"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
     precision: str = typer.Option("fp32", help="fp32 or bf16"),
     batch_size: int = typer.Option(64),

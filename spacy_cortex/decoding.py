@@ -44,7 +44,7 @@ def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
 # the token loss per example, so the model under-states "inside" for the few answer tokens
 # of a long context; this offset corrects that prior. Chosen on SQuAD TRAIN questions that
 # were held out of training (see the model card), not on any evaluation set.
-ANSWER_LOG_ODDS_BIAS = 2.0
+ANSWER_LOG_ODDS_BIAS = 1.0
 
 
 def best_span(

@@ -319,7 +319,7 @@ def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
     per_type = {k: v["f"] for k, v in sorted((scores.get("ents_per_type") or {}).items())}
     return result({"ents_f": scores["ents_f"] or 0.0, "ents_p": scores["ents_p"] or 0.0,
                    "ents_r": scores["ents_r"] or 0.0}, len(rows),
-                  f"{path}; cortex_ner threshold 0.5, every label of the set prompted by its bare name "
+                  f"{path}; cortex_ner default threshold, every label of the set prompted by its bare name "
                   f"({len(prompts)} labels); gold and predicted Docs on the given words; exact span+type "
                   "F1 (spaCy Scorer)", prompts=prompts, per_type_f=per_type)
 

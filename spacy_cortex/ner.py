@@ -80,7 +80,7 @@ def make_ner_task(
     prompt: Optional[str] = None,
     label: Optional[str] = None,
     template: Optional[str] = None,
-    threshold: float = 0.5,
+    threshold: float = 0.3,
     spans_key: Optional[str] = None,
 ) -> NERTask:
     if prompt is not None or label is not None:
@@ -98,7 +98,7 @@ def make_ner_task(
     assigns=["doc.ents", "doc.spans", "span._.cortex_score"],
     default_config={
         "labels": None, "prompt": None, "label": None, "template": None,
-        "threshold": 0.5, "spans_key": None, "upstream": "cortex",
+        "threshold": 0.3, "spans_key": None, "upstream": "cortex",
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0},
 )
