@@ -149,17 +149,26 @@ def pad_batch(windows: Sequence[Window], pad_id: int) -> Batch:
     return Batch(list(windows), ids, mask, types)
 
 
+# A batch is closed once its longest window exceeds its shortest by this factor (plus a few
+# tokens), so short texts are not padded to the longest window of a small batch.
+MAX_PADDING_RATIO = 1.25
+PADDING_SLACK = 8
+
+
 def token_budget_batches(
     windows: Sequence[Window], max_batch_tokens: int, max_batch_size: int
 ) -> List[List[Window]]:
-    """Length-sorted minibatches whose padded size stays under the token budget."""
+    """Length-sorted minibatches whose padded size stays under the token budget and whose
+    padding stays bounded."""
     order = sorted(windows, key=lambda w: len(w.input_ids))
     batches: List[List[Window]] = []
     current: List[Window] = []
     for window in order:
         width = len(window.input_ids)  # the longest so far, as windows are sorted
         if current and (
-            (len(current) + 1) * width > max_batch_tokens or len(current) >= max_batch_size
+            (len(current) + 1) * width > max_batch_tokens
+            or len(current) >= max_batch_size
+            or width > len(current[0].input_ids) * MAX_PADDING_RATIO + PADDING_SLACK
         ):
             batches.append(current)
             current = []

@@ -20,6 +20,8 @@ from spacy_cortex.encoding import (
     merge_windows,
     pad_batch,
     token_budget_batches,
+    MAX_PADDING_RATIO,
+    PADDING_SLACK,
     token_type_ids,
     window_starts,
 )
@@ -204,7 +206,16 @@ def test_token_budget_batches_sorted_and_within_budget():
     for b in batches:
         assert len(b) <= 6
         assert len(b) == 1 or len(b) * max(len(w.input_ids) for w in b) <= 200
-    # a huge budget gives a single batch (under the size cap)
+    # a huge budget still splits where padding would grow: lengths 5..60 need several batches
+    unbounded = token_budget_batches(windows, 10**9, 1000)
+    assert 1 < len(unbounded) < 10
+    for b in unbounded:
+        lengths = [len(w.input_ids) for w in b]
+        assert max(lengths) <= min(lengths) * MAX_PADDING_RATIO + PADDING_SLACK
+
+
+def test_token_budget_batches_equal_lengths_share_one_batch():
+    windows = [_window(i, 30) for i in range(40)]
     assert len(token_budget_batches(windows, 10**9, 1000)) == 1
 
 

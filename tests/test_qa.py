@@ -72,7 +72,7 @@ def test_per_doc_questions(positive_checkpoint):
 
     doc = nlp.make_doc(TEXT)
     doc._.cortex_questions = ["Does the patient take atorvastatin?", {"question": "What dose?", "type": "extractive"}]
-    plain = nlp.make_doc("refund")
+    plain = nlp.make_doc(TEXT)  # similar lengths: one padded batch
     docs = list(nlp.pipe([doc, plain]))
     assert len(calls) == 1  # per-doc questions go through the same single cortex run
     answers = docs[0]._.cortex_answers

@@ -21,7 +21,7 @@ def test_ner_finds_people_and_places(nlp):
     found = {(e.text, e.label_) for e in doc.ents}
     assert ("Barack Obama", "PERSON") in found
     assert ("Paris", "LOC") in found
-    assert all(0.5 <= e._.cortex_score <= 1.0 for e in doc.ents)
+    assert all(0.3 <= e._.cortex_score <= 1.0 for e in doc.ents)  # the default threshold
 
 
 def test_textcat_picks_the_topic(nlp):
