@@ -43,7 +43,7 @@ def cortex_model_v1(
     checkpoint: str = DEFAULT_CHECKPOINT,
     max_length: int = 384,
     stride: int = 64,
-    max_batch_tokens: int = 8192,
+    max_batch_tokens: int = 2048,
     precision: str = "fp32",
 ) -> CortexModelSpec:
     """checkpoint: a registered name (default "cortex-mini-en") or a path to a Hugging Face

@@ -88,7 +88,7 @@ class CortexModel:
         loader: Optional[Callable[[], Tuple[object, object]]] = None,
         max_length: int = 384,
         stride: int = 64,
-        max_batch_tokens: int = 8192,
+        max_batch_tokens: int = 2048,
         max_batch_size: int = 128,
         precision: str = "fp32",
     ):

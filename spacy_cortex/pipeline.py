@@ -27,7 +27,7 @@ DEFAULT_MODEL_CONFIG = {
     "checkpoint": "cortex-mini-en",
     "max_length": 384,
     "stride": 64,
-    "max_batch_tokens": 8192,
+    "max_batch_tokens": 2048,
     "precision": "fp32",
 }
 RESULTS_ATTR = "cortex_results"

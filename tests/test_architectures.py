@@ -61,7 +61,7 @@ def test_spec_settings_reach_the_component(tiny_checkpoint):
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint), "max_length": 80, "stride": 8}})
     model = nlp.get_pipe("cortex").model
-    assert (model.max_length, model.stride, model.max_batch_tokens) == (80, 8, 8192)
+    assert (model.max_length, model.stride, model.max_batch_tokens) == (80, 8, 2048)
 
 
 # --- registry.resolve_checkpoint ---------------------------------------------------------
