@@ -97,3 +97,13 @@ def make_nlp():
         return nlp
 
     return make
+
+
+def task_nlp(checkpoint, factory: str, config: dict):
+    """A blank pipeline with a cortex on `checkpoint` and one task component."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint)}})
+    nlp.add_pipe(factory, config=config)
+    return nlp

@@ -3,7 +3,7 @@ import itertools
 
 import pytest
 import spacy
-from conftest import USER_NER_LABELS
+from conftest import task_nlp, USER_NER_LABELS
 from spacy.tokens import Span
 from spacy.training import Example
 
@@ -14,10 +14,7 @@ TEXT = "The patient was given 20 mg atorvastatin."
 
 
 def ner_nlp(checkpoint, **config):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint)}})
-    nlp.add_pipe("cortex_ner", config={"labels": dict(USER_NER_LABELS), **config})
-    return nlp
+    return task_nlp(checkpoint, "cortex_ner", {"labels": dict(USER_NER_LABELS), **config})
 
 
 def test_positive_model_marks_whole_text(positive_checkpoint):

@@ -1,6 +1,7 @@
 """cortex_qa: extractive and yes/no questions."""
 import pytest
 import spacy
+from conftest import task_nlp
 from spacy.training import Example
 
 from spacy_cortex.qa import (
@@ -17,10 +18,7 @@ QUESTIONS = ["Who was prescribed the drug?", "Is it a drug?"]
 
 
 def qa_nlp(checkpoint, questions=QUESTIONS, **config):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint)}})
-    nlp.add_pipe("cortex_qa", config={"questions": list(questions), **config})
-    return nlp
+    return task_nlp(checkpoint, "cortex_qa", {"questions": list(questions), **config})
 
 
 def test_positive_model_answers(positive_checkpoint):

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import spacy
+from conftest import task_nlp
 from spacy.training import Example
 
 from spacy_cortex.textcat import make_textcat_task
@@ -11,10 +12,7 @@ TEXT = "I asked about a refund for billing and shipping."
 
 
 def textcat_nlp(checkpoint, **config):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint)}})
-    nlp.add_pipe("cortex_textcat", config={"labels": list(LABELS), **config})
-    return nlp
+    return task_nlp(checkpoint, "cortex_textcat", {"labels": list(LABELS), **config})
 
 
 def test_exclusive_sums_to_one(varied_checkpoint):
