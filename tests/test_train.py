@@ -142,13 +142,19 @@ def test_collate(tok):
 
 def test_cortex_loss_per_example_mean():
     torch.manual_seed(0)
-    logits = torch.randn(2, 5, 3)
+    logits = torch.randn(3, 5, 3)
     labels = torch.tensor([
         [POSITIVE, IGNORE, IGNORE, IGNORE, IGNORE],  # classification: [CLS] only
-        [NEGATIVE, IGNORE, POSITIVE, NEGATIVE, IGNORE],  # extraction: [CLS] + 2 tokens
+        [POSITIVE, IGNORE, POSITIVE, NEGATIVE, NEGATIVE],  # extraction: [CLS] + 3 tokens, 1 answer
+        [NEGATIVE, NEGATIVE, NEGATIVE, IGNORE, IGNORE],  # extraction without answer
     ])
     ce = lambda row, pos, lab: -torch.log_softmax(logits[row, pos], -1)[lab]
-    expected = (ce(0, 0, POSITIVE) + ce(1, 0, NEGATIVE) + (ce(1, 2, POSITIVE) + ce(1, 3, NEGATIVE)) / 2) / 2
+    context = (ce(1, 2, POSITIVE) + ce(1, 3, NEGATIVE) + ce(1, 4, NEGATIVE)) / 3
+    expected = (
+        ce(0, 0, POSITIVE)
+        + ce(1, 0, POSITIVE) + context + ce(1, 2, POSITIVE)  # answer tokens: their own mean
+        + ce(2, 0, NEGATIVE) + (ce(2, 1, NEGATIVE) + ce(2, 2, NEGATIVE)) / 2
+    ) / 3
     assert cortex_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -207,7 +213,9 @@ def test_load_corpus(tmp_path):
     train, dev = load_corpus(tmp_path / "corpus", {"squad": 3, "sst2": 10}, dev_per_task=2)
     assert [r["task"] for r in dev] == ["squad", "squad", "sst2", "sst2"]
     assert len([r for r in train if r["task"] == "squad"]) == 3
-    assert len([r for r in train if r["task"] == "sst2"]) == 4
+    sst2 = [r for r in train if r["task"] == "sst2"]
+    assert len(sst2) == 10  # 4 rows beyond dev, repeated up to the requested count
+    assert len({json.dumps(r) for r in sst2}) == 4
     with pytest.raises(FileNotFoundError, match="conll"):
         load_corpus(tmp_path / "corpus", {"conll": 3}, 1)
 
