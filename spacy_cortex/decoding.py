@@ -1,6 +1,7 @@
 """From model probabilities to answers: spans, best answer spans and [CLS] decisions."""
+import unicodedata
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -22,9 +23,28 @@ class CharSpan:
         }
 
 
+def _is_punctuation(text: str) -> bool:
+    return all(unicodedata.category(c).startswith("P") for c in text)
+
+
+def trim_punctuation(text: str, words: np.ndarray, lo: int, hi: int) -> Tuple[int, int]:
+    """Drop punctuation-only words at the edges of the word range [lo, hi) when a space
+    separates them from the rest ("( Reuters" -> "Reuters", but "U.S." keeps its dot).
+    Returns an empty range (lo == hi) when only punctuation remains."""
+    while lo < hi and _is_punctuation(text[words[lo, 0] : words[lo, 1]]) and (
+        lo + 1 == hi or words[lo, 1] < words[lo + 1, 0]
+    ):
+        lo += 1
+    while lo < hi and _is_punctuation(text[words[hi - 1, 0] : words[hi - 1, 1]]) and (
+        lo == hi - 1 or words[hi - 2, 1] < words[hi - 1, 0]
+    ):
+        hi -= 1
+    return lo, hi
+
+
 def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
-    """Maximal runs of words whose inside-probability reaches the threshold; a span's
-    score is the mean inside-probability of its words."""
+    """Maximal runs of words whose inside-probability reaches the threshold, edge
+    punctuation trimmed; a span's score is the mean inside-probability of its words."""
     inside = result.word_probs()[:, POSITIVE]
     words = result.encoded.word_spans
     spans = []
@@ -34,8 +54,10 @@ def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
         if active and start is None:
             start = i
         elif not active and start is not None:
-            score = float(inside[start:i].mean())
-            spans.append(CharSpan(int(words[start, 0]), int(words[i - 1, 1]), score))
+            lo, hi = trim_punctuation(result.encoded.text, words, start, i)
+            if lo < hi:
+                score = float(inside[lo:hi].mean())
+                spans.append(CharSpan(int(words[lo, 0]), int(words[hi - 1, 1]), score))
             start = None
     return spans
 
@@ -51,8 +73,8 @@ def best_span(
     result: RequestResult, max_words: int = 30, bias: float = ANSWER_LOG_ODDS_BIAS
 ) -> Optional[CharSpan]:
     """The contiguous word range with the highest summed (bias-corrected) log-odds of
-    being inside the answer (max-subarray, at most max_words long); None for an empty
-    context."""
+    being inside the answer (max-subarray, at most max_words long), edge punctuation
+    trimmed; None for an empty context."""
     probs = result.word_probs()
     if not len(probs):
         return None
@@ -69,6 +91,9 @@ def best_span(
         if sums[i] > best[0]:
             best = (float(sums[i]), i, i + length)
     _, lo, hi = best
+    trimmed = trim_punctuation(result.encoded.text, words, lo, hi)
+    if trimmed[0] < trimmed[1]:  # a punctuation-only answer is kept as it is
+        lo, hi = trimmed
     score = float(probs[lo:hi, POSITIVE].mean())
     return CharSpan(int(words[lo, 0]), int(words[hi - 1, 1]), score)
 

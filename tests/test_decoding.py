@@ -9,6 +9,7 @@ from spacy_cortex.decoding import (
     classification_probs,
     label_distribution,
     threshold_spans,
+    trim_punctuation,
     yes_probability,
 )
 from spacy_cortex.encoding import EncodedText, RequestResult
@@ -71,6 +72,44 @@ def test_threshold_spans_whole_text_and_boundaries():
     # threshold is inclusive
     r = make_result(["x", "y"], [0.5, 0.49])
     assert texts(r, threshold_spans(r, 0.5)) == ["x"]
+
+
+def word_ranges(text, pieces):
+    """Character spans of consecutive `pieces` of text (each found after the previous)."""
+    spans, pos = [], 0
+    for piece in pieces:
+        start = text.index(piece, pos)
+        spans.append((start, start + len(piece)))
+        pos = start + len(piece)
+    return np.asarray(spans, dtype=np.int64)
+
+
+@pytest.mark.parametrize("text, pieces, lo, hi, expected", [
+    ("( Reuters ) said", ["(", "Reuters", ")", "said"], 0, 3, "Reuters"),
+    ("the U.S. said", ["the", "U", ".", "S", ".", "said"], 1, 5, "U.S."),  # attached dots stay
+    ("Dr. Smith came", ["Dr", ".", "Smith", "came"], 1, 3, "Smith"),
+    ("well , ok", ["well", ",", "ok"], 0, 3, "well , ok"),  # inner punctuation stays
+    ("« Élan »", ["«", "Élan", "»"], 0, 3, "Élan"),
+])
+def test_trim_punctuation(text, pieces, lo, hi, expected):
+    words = word_ranges(text, pieces)
+    lo, hi = trim_punctuation(text, words, lo, hi)
+    assert text[words[lo, 0] : words[hi - 1, 1]] == expected
+
+
+def test_trim_punctuation_only_punctuation_is_empty():
+    text = "a , ; b"
+    lo, hi = trim_punctuation(text, word_ranges(text, ["a", ",", ";", "b"]), 1, 3)
+    assert lo == hi
+
+
+def test_spans_drop_edge_punctuation():
+    r = make_result(["(", "Reuters", ")", "said", ".", "ok"], [0.9, 0.9, 0.9, 0.01, 0.9, 0.01])
+    spans = threshold_spans(r, 0.5)
+    assert texts(r, spans) == ["Reuters"]  # the lone "." is dropped, not returned empty
+    assert texts(r, [best_span(r)]) == ["Reuters"]
+    lone = make_result(["a", ".", "b"], [0.01, 0.99, 0.01])
+    assert texts(lone, [best_span(lone)]) == ["."]  # a punctuation-only answer is kept
 
 
 def test_threshold_spans_empty_context():
