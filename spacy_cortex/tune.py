@@ -1,0 +1,108 @@
+"""Choose the decoding settings on data that is neither trained on nor an EVAL set.
+
+    python -m spacy_cortex.tune RAW_DIR CORPUS_DIR --model CHECKPOINT [--mix configs/train_mix.json]
+
+- answer-span log-odds bias (decoding.ANSWER_LOG_ODDS_BIAS): SQuAD TRAIN questions past the
+  rows the mix trains on (CORPUS_DIR/squad.jsonl from spacy_cortex.convert);
+- NER threshold (cortex_ner's default): WNUT-17 dev, every type prompted by its name.
+
+Prints EM/F1 per bias and P/R/F per threshold; the model is run once per data set and only the
+decoding is repeated. The chosen values are set in the code by hand, with the figures in the
+model card.
+"""
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import typer
+from spacy.scorer import Scorer
+from spacy.training import Example
+from wasabi import msg
+
+from .decoding import best_span
+from .evaluate import Evaluator, read_bio
+from .ner import NERTask, resolve_overlaps
+from .qa import exact_match, token_f1
+from .train import read_jsonl
+
+app = typer.Typer(add_completion=False)
+
+BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
+WNUT_PROMPTS = {"person": "person", "location": "location", "corporation": "company",
+                "product": "product", "creative-work": "creative work", "group": "group"}
+
+
+def unused_squad_rows(corpus: Path, mix: Dict[str, int], dev_per_task: int, n: int) -> List[dict]:
+    """SQuAD rows after those train.load_corpus reads (dev + the mix's count)."""
+    skip = mix["squad"] + dev_per_task
+    rows = read_jsonl(corpus / "squad.jsonl", skip + n)[skip:]
+    if len(rows) < n:
+        raise ValueError(f"Only {len(rows)} SQuAD rows are unused by the mix; asked for {n}")
+    return rows
+
+
+def sweep_answer_bias(ev: Evaluator, rows: Sequence[dict]) -> List[dict]:
+    results = ev.model.run_texts((r["prompt"], r["context"]) for r in rows)
+    table = []
+    for bias in BIASES:
+        em, f1 = [], []
+        for row, res in zip(rows, results):
+            span = best_span(res, bias=bias)
+            pred = row["context"][span.start_char : span.end_char] if span else ""
+            golds = [row["context"][a:b] for a, b in row["spans"]]
+            em.append(max(exact_match(pred, g) for g in golds))
+            f1.append(max(token_f1(pred, g) for g in golds))
+        table.append({"bias": bias, "exact": float(np.mean(em)), "f1": float(np.mean(f1))})
+    return table
+
+
+def sweep_ner_threshold(ev: Evaluator, sentences: Sequence) -> List[dict]:
+    """The cortex_ner decoding (spans per label, overlaps resolved by score) per threshold."""
+    docs = [ev.words_doc(words) for words, _ in sentences]
+    prompts = list(WNUT_PROMPTS.values())
+    flat = ev.model.run_texts((p, doc.text) for doc in docs for p in prompts)
+    per_doc = [dict(zip(prompts, flat[i * len(prompts) : (i + 1) * len(prompts)])) for i in range(len(docs))]
+    table = []
+    for threshold in THRESHOLDS:
+        task = NERTask(WNUT_PROMPTS, threshold, spans_key=None)
+        examples = []
+        for doc, results, (words, tags) in zip(docs, per_doc, sentences):
+            pred = ev.words_doc(words)
+            pred.set_ents(resolve_overlaps(task.find_spans(pred, results)))
+            examples.append(Example(pred, ev.words_doc(words, tags)))
+        scores = Scorer.score_spans(examples, "ents")
+        table.append({"threshold": threshold, "p": scores["ents_p"] or 0.0,
+                      "r": scores["ents_r"] or 0.0, "f": scores["ents_f"] or 0.0})
+    return table
+
+
+@app.command()
+def tune(
+    raw_dir: Path = typer.Argument(..., help="the corpus/raw folder (WNUT-17 dev)"),
+    corpus: Path = typer.Argument(..., help="converted corpus (squad.jsonl)"),
+    model: str = typer.Option(..., help="registered checkpoint name or Hugging Face folder"),
+    mix: Path = typer.Option(Path("configs/train_mix.json"), help="the training mix, to skip trained rows"),
+    dev_per_task: int = typer.Option(100, help="as given to spacy_cortex.train"),
+    squad_questions: int = typer.Option(500),
+    wnut_sentences: int = typer.Option(1009, help="WNUT-17 dev has 1,009"),
+    precision: str = typer.Option("bf16"),
+):
+    ev = Evaluator(raw_dir, model, precision)
+    squad = unused_squad_rows(corpus, json.loads(mix.read_text()), dev_per_task, squad_questions)
+    bias_table = sweep_answer_bias(ev, squad)
+    msg.table([(r["bias"], f"{100 * r['exact']:.1f}", f"{100 * r['f1']:.1f}") for r in bias_table],
+              header=("answer bias", "EM", "F1"), divider=True,
+              title=f"SQuAD train, {len(squad)} unused questions")
+    wnut = read_bio(raw_dir / "wnut17" / "dev.conll")[:wnut_sentences]
+    ner_table = sweep_ner_threshold(ev, wnut)
+    msg.table([(r["threshold"], *(f"{100 * r[k]:.1f}" for k in "prf")) for r in ner_table],
+              header=("threshold", "P", "R", "F"), divider=True, title=f"WNUT-17 dev, {len(wnut)} sentences")
+    best_bias = max(bias_table, key=lambda r: r["f1"])["bias"]
+    best_threshold = max(ner_table, key=lambda r: r["f"])["threshold"]
+    msg.good(f"best answer bias {best_bias}, best NER threshold {best_threshold}")
+
+
+if __name__ == "__main__":
+    app()
