@@ -25,7 +25,7 @@ Texts = Union[str, Sequence[str]]
 
 
 @lru_cache(maxsize=4)
-def load_model(checkpoint: str = DEFAULT_CHECKPOINT, precision: str = "fp32") -> CortexModel:
+def load_model(checkpoint: str = DEFAULT_CHECKPOINT, precision: str = "auto") -> CortexModel:
     """A registered checkpoint name or a model folder, loaded once per process."""
     return CortexModel.from_path(resolve_checkpoint(checkpoint), precision=precision)
 

@@ -4,7 +4,7 @@ from typing import Optional
 
 from spacy.util import registry
 
-from .model import CortexModel, load_hf_model
+from .model import CortexModel, load_hf_model, resolve_precision
 from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 
@@ -44,12 +44,12 @@ def cortex_model_v1(
     max_length: int = 384,
     stride: int = 64,
     max_batch_tokens: int = 2048,
-    precision: str = "fp32",
+    precision: str = "auto",
 ) -> CortexModelSpec:
     """checkpoint: a registered name (default "cortex-mini-en") or a path to a Hugging Face
     token-classification folder with 3 labels and safetensors weights.
     max_length: tokens per window; stride: overlap of consecutive windows of a long text;
-    max_batch_tokens: padded tokens per forward pass; precision: "fp32" or "bf16"."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"Unknown precision {precision!r}: use 'fp32' or 'bf16'")
+    max_batch_tokens: padded tokens per forward pass; precision: "auto" (bf16 where the
+    CPU has native bf16, else fp32), "fp32" or "bf16"."""
+    resolve_precision(precision)  # an unknown name fails at config time
     return CortexModelSpec(checkpoint, max_length, stride, max_batch_tokens, precision)

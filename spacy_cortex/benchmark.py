@@ -238,10 +238,10 @@ def cortex_pipeline(checkpoint: str, tasks: Dict[str, int], precision: str):
     for task, n in tasks.items():
         factory, config = TASKS[task](n)
         nlp.add_pipe(factory, config=config)
-    hf_model = nlp.get_pipe("cortex").model.hf_model  # loads the weights now
+    model = nlp.get_pipe("cortex").model
     if precision == "int8":
-        quantize_int8(hf_model)
-    return nlp, ForwardCounter(hf_model)
+        quantize_int8(model.hf_model)  # fp32 weights: inference runs them in place
+    return nlp, ForwardCounter(model.inference_model)  # the module the passes run on
 
 
 Runner = Tuple[Callable[[List[str]], list], List[ForwardCounter]]

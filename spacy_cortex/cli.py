@@ -84,7 +84,7 @@ def annotate(
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
     threshold: float = typer.Option(0.3, help="NER span threshold"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
-    precision: str = typer.Option("fp32", help="fp32 or bf16"),
+    precision: str = typer.Option("auto", help="auto (bf16 on CPUs with native bf16), fp32 or bf16"),
     batch_size: int = typer.Option(64),
 ):
     """Annotate every document with entities, categories and answers as JSONL."""

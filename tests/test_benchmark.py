@@ -35,9 +35,10 @@ def test_encoder_flops_by_hand():
     assert bench.encoder_flops(config, 4, t) == 4 * t * per_token
 
 
-def test_forward_counter_counts_padded_batches(tiny_checkpoint):
-    model = CortexModel.from_path(tiny_checkpoint, max_batch_tokens=20)
-    counter = bench.ForwardCounter(model.hf_model)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_forward_counter_counts_padded_batches(tiny_checkpoint, precision):
+    model = CortexModel.from_path(tiny_checkpoint, max_batch_tokens=20, precision=precision)
+    counter = bench.ForwardCounter(model.inference_model)
     texts = ["the patient", "the patient was given a dose of atorvastatin", "what"]
     model.run_texts(("find all drug", t) for t in texts)
     windows = model.windows([("find all drug", model.encode_text(t)) for t in texts])

@@ -11,7 +11,8 @@ from conftest import WORDS, build_checkpoint
 from safetensors import safe_open
 
 from spacy_cortex.encoding import PromptTooLongError
-from spacy_cortex.model import CheckpointError, CortexModel
+from spacy_cortex import model as model_module
+from spacy_cortex.model import CheckpointError, CortexModel, resolve_precision
 
 PROMPT = "Which medications are mentioned?"
 
@@ -183,12 +184,37 @@ def test_prompt_too_long(tiny_checkpoint):
 
 
 def test_bf16_precision_runs(tiny_checkpoint):
-    fp32 = CortexModel.from_path(tiny_checkpoint)
+    fp32 = CortexModel.from_path(tiny_checkpoint, precision="fp32")
     bf16 = CortexModel.from_path(tiny_checkpoint, precision="bf16")
     pairs = [(PROMPT, "the patient was given 20 mg atorvastatin")]
     a, b = fp32.run_texts(pairs)[0], bf16.run_texts(pairs)[0]
     assert b.token_probs.dtype == np.float32
     assert np.allclose(a.token_probs, b.token_probs, atol=0.05)
+    assert fp32.inference_model is fp32.hf_model
+    assert bf16.hf_model.dtype == torch.float32  # the trainable weights stay fp32
+    assert bf16.inference_model.dtype == torch.bfloat16
+
+
+def test_bf16_copy_follows_weight_changes(tiny_checkpoint):
+    model = CortexModel.from_path(tiny_checkpoint, precision="bf16")
+    pairs = [(PROMPT, "the patient was given 20 mg atorvastatin")]
+    before = model.run_texts(pairs)[0].token_probs
+    copy = model.inference_model
+    assert model.inference_model is copy  # cast once, reused
+    with torch.no_grad():
+        model.hf_model.classifier.bias.copy_(torch.tensor([0.0, 5.0, -5.0]))  # as a training step would
+    assert model.inference_model is not copy
+    after = model.run_texts(pairs)[0].token_probs
+    assert after[:, 1].min() > before[:, 1].max()
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_follows_the_cpu(monkeypatch, native, expected):
+    monkeypatch.setattr(model_module, "cpu_has_bf16", lambda: native)
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    with pytest.raises(ValueError, match="Unknown precision 'fp16'"):
+        resolve_precision("fp16")
 
 
 # --- saving --------------------------------------------------------------------------------
