@@ -4,9 +4,10 @@
 
 - answer-span log-odds bias (decoding.ANSWER_LOG_ODDS_BIAS): SQuAD TRAIN questions past the
   rows the mix trains on (CORPUS_DIR/squad.jsonl from spacy_cortex.convert);
-- NER threshold (cortex_ner's default): WNUT-17 dev, every type prompted by its name.
+- NER prompt template and threshold (cortex_ner's defaults): WNUT-17 dev, every type
+  prompted through each candidate template.
 
-Prints EM/F1 per bias and P/R/F per threshold; the model is run once per data set and only the
+Prints EM/F1 per bias and P/R/F per template and threshold; the model is run once per data set and only the
 decoding is repeated. The chosen values are set in the code by hand, with the figures in the
 model card.
 """
@@ -24,14 +25,16 @@ from .decoding import best_span
 from .evaluate import Evaluator, read_bio
 from .ner import NERTask, resolve_overlaps
 from .qa import exact_match, token_f1
+from .templates import label_prompts
 from .train import read_jsonl
 
 app = typer.Typer(add_completion=False)
 
 BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
-WNUT_PROMPTS = {"person": "person", "location": "location", "corporation": "company",
-                "product": "product", "creative-work": "creative work", "group": "group"}
+NER_TEMPLATES = ("{label}", "Find all {label} mentioned in the text.")
+WNUT_NAMES = {"person": "person", "location": "location", "corporation": "company",
+              "product": "product", "creative-work": "creative work", "group": "group"}
 
 
 def unused_squad_rows(corpus: Path, mix: Dict[str, int], dev_per_task: int, n: int) -> List[dict]:
@@ -58,22 +61,25 @@ def sweep_answer_bias(ev: Evaluator, rows: Sequence[dict]) -> List[dict]:
     return table
 
 
-def sweep_ner_threshold(ev: Evaluator, sentences: Sequence) -> List[dict]:
-    """The cortex_ner decoding (spans per label, overlaps resolved by score) per threshold."""
-    docs = [ev.words_doc(words) for words, _ in sentences]
-    prompts = list(WNUT_PROMPTS.values())
-    flat = ev.model.run_texts((p, doc.text) for doc in docs for p in prompts)
-    per_doc = [dict(zip(prompts, flat[i * len(prompts) : (i + 1) * len(prompts)])) for i in range(len(docs))]
+def sweep_ner(ev: Evaluator, sentences: Sequence, template: str) -> List[dict]:
+    """The cortex_ner decoding (spans per label, overlaps resolved by score) per threshold,
+    the labels prompted through `template`."""
+    prompts = label_prompts(list(WNUT_NAMES.values()), template)
+    by_tag = {tag: prompts[name] for tag, name in WNUT_NAMES.items()}
+    texts = [ev.words_doc(words).text for words, _ in sentences]
+    flat = ev.model.run_texts((p, text) for text in texts for p in by_tag.values())
+    n = len(by_tag)
+    per_doc = [dict(zip(by_tag.values(), flat[i * n : (i + 1) * n])) for i in range(len(texts))]
     table = []
     for threshold in THRESHOLDS:
-        task = NERTask(WNUT_PROMPTS, threshold, spans_key=None)
+        task = NERTask(by_tag, threshold, spans_key=None)
         examples = []
-        for doc, results, (words, tags) in zip(docs, per_doc, sentences):
+        for results, (words, tags) in zip(per_doc, sentences):
             pred = ev.words_doc(words)
             pred.set_ents(resolve_overlaps(task.find_spans(pred, results)))
             examples.append(Example(pred, ev.words_doc(words, tags)))
         scores = Scorer.score_spans(examples, "ents")
-        table.append({"threshold": threshold, "p": scores["ents_p"] or 0.0,
+        table.append({"template": template, "threshold": threshold, "p": scores["ents_p"] or 0.0,
                       "r": scores["ents_r"] or 0.0, "f": scores["ents_f"] or 0.0})
     return table
 
@@ -96,12 +102,14 @@ def tune(
               header=("answer bias", "EM", "F1"), divider=True,
               title=f"SQuAD train, {len(squad)} unused questions")
     wnut = read_bio(raw_dir / "wnut17" / "dev.conll")[:wnut_sentences]
-    ner_table = sweep_ner_threshold(ev, wnut)
-    msg.table([(r["threshold"], *(f"{100 * r[k]:.1f}" for k in "prf")) for r in ner_table],
-              header=("threshold", "P", "R", "F"), divider=True, title=f"WNUT-17 dev, {len(wnut)} sentences")
+    ner_table = [row for template in NER_TEMPLATES for row in sweep_ner(ev, wnut, template)]
+    msg.table([(r["template"], r["threshold"], *(f"{100 * r[k]:.1f}" for k in "prf")) for r in ner_table],
+              header=("template", "threshold", "P", "R", "F"), divider=True,
+              title=f"WNUT-17 dev, {len(wnut)} sentences")
     best_bias = max(bias_table, key=lambda r: r["f1"])["bias"]
-    best_threshold = max(ner_table, key=lambda r: r["f"])["threshold"]
-    msg.good(f"best answer bias {best_bias}, best NER threshold {best_threshold}")
+    best_ner = max(ner_table, key=lambda r: r["f"])
+    msg.good(f"best answer bias {best_bias}; best NER template {best_ner['template']!r} "
+             f"at threshold {best_ner['threshold']}")
 
 
 if __name__ == "__main__":

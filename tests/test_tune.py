@@ -42,8 +42,9 @@ def test_sweeps_cover_every_setting(data, positive_checkpoint):
     assert [r["bias"] for r in bias] == list(T.BIASES)
     # every word is "inside": the best span is the longest allowed, containing the answer
     assert all(r["exact"] == 0.0 and 0.0 < r["f1"] < 1.0 for r in bias)
-    ner = T.sweep_ner_threshold(ev, T.read_bio(data / "raw" / "wnut17" / "dev.conll"))
+    ner = T.sweep_ner(ev, T.read_bio(data / "raw" / "wnut17" / "dev.conll"), "Find {label}.")
     assert [r["threshold"] for r in ner] == list(T.THRESHOLDS)
+    assert {r["template"] for r in ner} == {"Find {label}."}
     assert all(r["p"] == r["r"] == r["f"] == 0.0 for r in ner)  # whole sentences are never gold
 
 
@@ -53,3 +54,4 @@ def test_cli(data, tiny_checkpoint):
                                         "--squad-questions", "3", "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     assert "best answer bias" in result.output and "WNUT-17 dev, 2 sentences" in result.output
+    assert all(template in result.output for template in T.NER_TEMPLATES)
