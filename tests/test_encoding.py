@@ -20,8 +20,7 @@ from spacy_cortex.encoding import (
     merge_windows,
     pad_batch,
     token_budget_batches,
-    MAX_PADDING_RATIO,
-    PADDING_SLACK,
+    PASS_COST_TOKENS,
     token_type_ids,
     window_starts,
 )
@@ -206,12 +205,38 @@ def test_token_budget_batches_sorted_and_within_budget():
     for b in batches:
         assert len(b) <= 6
         assert len(b) == 1 or len(b) * max(len(w.input_ids) for w in b) <= 200
-    # a huge budget still splits where padding would grow: lengths 5..60 need several batches
+    # a huge budget still splits where padding would cost more than a pass
     unbounded = token_budget_batches(windows, 10**9, 1000)
     assert 1 < len(unbounded) < 10
-    for b in unbounded:
-        lengths = [len(w.input_ids) for w in b]
-        assert max(lengths) <= min(lengths) * MAX_PADDING_RATIO + PADDING_SLACK
+
+
+def padded_cost(batches):
+    return sum(len(b) * max(len(w.input_ids) for w in b) + PASS_COST_TOKENS for b in batches)
+
+
+def test_token_budget_batches_are_optimal():
+    """The cuts minimize padded tokens + pass cost: no contiguous split of the sorted
+    lengths does better (checked by brute force over every split)."""
+    rng = np.random.default_rng(1)
+    for trial in range(20):
+        lengths = sorted(int(n) for n in rng.integers(5, 120, size=9))
+        windows = [_window(i, n) for i, n in enumerate(lengths)]
+        budget, size = 400, 5
+        got = padded_cost(token_budget_batches(windows, budget, size))
+        best = float("inf")
+        for mask in range(2 ** (len(lengths) - 1)):  # a cut after position i when bit i is set
+            bounds = [0] + [i + 1 for i in range(len(lengths) - 1) if mask >> i & 1] + [len(lengths)]
+            parts = [windows[a:b] for a, b in zip(bounds, bounds[1:])]
+            if all(len(p) <= size and (len(p) == 1 or len(p) * len(p[-1].input_ids) <= budget) for p in parts):
+                best = min(best, padded_cost(parts))
+        assert got == best
+
+
+def test_token_budget_batches_split_far_lengths_keep_near_ones():
+    near = [_window(i, 30 + i % 2) for i in range(10)]  # 30/31: one token of padding each
+    far = [_window(10 + i, 200) for i in range(3)]
+    batches = token_budget_batches(near + far, 10**9, 1000)
+    assert [len(b) for b in batches] == [10, 3]
 
 
 def test_token_budget_batches_equal_lengths_share_one_batch():
