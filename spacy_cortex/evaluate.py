@@ -311,7 +311,8 @@ def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
     spec = eval_labels()["ner"][scheme]
     sentences = read_bio(ev.raw / path, spec.get("tags"))
     labels = {t[2:] for _, tags in sentences for t in tags if t != "O"}  # all labels of the full set
-    prompts = ner_label_names(scheme, labels)
+    template = task_template("ner")  # what cortex_ner prompts with by default
+    prompts = {label: template.format(label=name) for label, name in ner_label_names(scheme, labels).items()}
     rows = ev.rows(sentences, default)
     preds = ev.run_component("cortex_ner", {"labels": prompts}, [ev.words_doc(w) for w, _ in rows])
     examples = [Example(p, ev.words_doc(w, tags)) for p, (w, tags) in zip(preds, rows)]
@@ -319,8 +320,8 @@ def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
     per_type = {k: v["f"] for k, v in sorted((scores.get("ents_per_type") or {}).items())}
     return result({"ents_f": scores["ents_f"] or 0.0, "ents_p": scores["ents_p"] or 0.0,
                    "ents_r": scores["ents_r"] or 0.0}, len(rows),
-                  f"{path}; cortex_ner default threshold, every label of the set prompted by its bare name "
-                  f"({len(prompts)} labels); gold and predicted Docs on the given words; exact span+type "
+                  f"{path}; cortex_ner default threshold and template, every label of the set prompted by "
+                  f"its name ({len(prompts)} labels); gold and predicted Docs on the given words; exact span+type "
                   "F1 (spaCy Scorer)", prompts=prompts, per_type_f=per_type)
 
 

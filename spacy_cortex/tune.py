@@ -30,8 +30,8 @@ from .train import read_jsonl
 
 app = typer.Typer(add_completion=False)
 
-BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
-THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
+BIASES = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 NER_TEMPLATES = ("{label}", "Find all {label} mentioned in the text.")
 WNUT_NAMES = {"person": "person", "location": "location", "corporation": "company",
               "product": "product", "creative-work": "creative work", "group": "group"}

@@ -96,7 +96,7 @@ def test_conll_names_are_trained_prompts():
     trained = json.loads((E.TEMPLATES_DIR / "training_prompts.json").read_text())
     names = {n for names in trained["ner_labels"]["conll"].values() for n in names}
     assert set(E.eval_labels()["ner"]["conll"]["labels"].values()) <= names
-    assert "{label}" in trained["ner"]
+    assert E.task_template("ner") in trained["ner"]
 
 
 def test_subset_is_deterministic_nested_and_ordered():
@@ -121,8 +121,10 @@ def test_end_to_end_two_sets(tiny_checkpoint, tmp_path):
     sets = saved["sets"]
     assert set(sets) == {"conll2003", "stsb"}
     assert sets["conll2003"]["n"] == 4 and sets["stsb"]["n"] == 5
+    template = E.task_template("ner")
     assert sets["conll2003"]["prompts"] == {
-        "LOC": "location", "MISC": "miscellaneous entity", "ORG": "organization", "PER": "person"}
+        label: template.format(label=name) for label, name in
+        {"LOC": "location", "MISC": "miscellaneous entity", "ORG": "organization", "PER": "person"}.items()}
     for name, entry in sets.items():
         assert entry["protocol"]
         for value in entry["metrics"].values():
