@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from .decoding import (
+    SPAN_THRESHOLD,
     answer_probability,
     best_span,
     classification_probs,
@@ -38,7 +39,7 @@ def _as_list(texts: Texts) -> List[str]:
     return [texts] if isinstance(texts, str) else list(texts)
 
 
-def extract(texts: Texts, prompt: str, *, threshold: float = 0.5, model=None) -> List[List[dict]]:
+def extract(texts: Texts, prompt: str, *, threshold: float = SPAN_THRESHOLD, model=None) -> List[List[dict]]:
     """Spans of each text that answer the prompt: [{text, start_char, end_char, score}]."""
     texts = _as_list(texts)
     results = _model(model).run_texts((prompt, t) for t in texts)

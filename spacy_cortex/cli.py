@@ -12,6 +12,7 @@ import spacy
 import typer
 from tqdm import tqdm
 
+from .decoding import SPAN_THRESHOLD
 from .registry import DEFAULT_CHECKPOINT
 
 app = typer.Typer(add_completion=False, help="spacy_cortex command line")
@@ -82,7 +83,7 @@ def annotate(
     cat: List[str] = typer.Option([], "--cat", help="Text category label (repeatable)"),
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
-    threshold: float = typer.Option(0.3, help="NER span threshold"),
+    threshold: float = typer.Option(SPAN_THRESHOLD, help="NER span threshold"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
     precision: str = typer.Option("auto", help="auto (bf16 on CPUs with native bf16), fp32 or bf16"),
     batch_size: int = typer.Option(64),

@@ -62,11 +62,16 @@ def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
     return spans
 
 
-# Added to every word's inside log-odds before picking the answer span. Training averages
-# the token loss per example, so the model under-states "inside" for the few answer tokens
-# of a long context; this offset corrects that prior. Chosen on SQuAD TRAIN questions that
-# were held out of training (see the model card), not on any evaluation set.
-ANSWER_LOG_ODDS_BIAS = 1.0
+# Added to every word's inside log-odds before picking the answer span. Training gives the
+# few answer tokens of a context half of its token loss, so the model over-states "inside"
+# around the answer and the unbiased best span runs long; this offset corrects that prior.
+# Chosen by `python -m spacy_cortex.tune` on SQuAD TRAIN questions held out of training
+# (see the model card), not on any evaluation set.
+ANSWER_LOG_ODDS_BIAS = -2.0
+
+# Default per-word inside-probability for threshold spans (cortex_ner, api.extract); chosen
+# by `python -m spacy_cortex.tune` on WNUT-17 dev (the model over-states "inside" near spans).
+SPAN_THRESHOLD = 0.8
 
 
 def best_span(

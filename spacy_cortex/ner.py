@@ -6,7 +6,7 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from .decoding import threshold_spans
+from .decoding import SPAN_THRESHOLD, threshold_spans
 from .pipeline import CortexTask, LabelPromptTask, make_span, make_task_component
 from .registry import tasks
 from .templates import label_prompts, task_template
@@ -80,7 +80,7 @@ def make_ner_task(
     prompt: Optional[str] = None,
     label: Optional[str] = None,
     template: Optional[str] = None,
-    threshold: float = 0.3,
+    threshold: float = SPAN_THRESHOLD,
     spans_key: Optional[str] = None,
 ) -> NERTask:
     if prompt is not None or label is not None:
@@ -98,7 +98,7 @@ def make_ner_task(
     assigns=["doc.ents", "doc.spans", "span._.cortex_score"],
     default_config={
         "labels": None, "prompt": None, "label": None, "template": None,
-        "threshold": 0.3, "spans_key": None, "upstream": "cortex",
+        "threshold": SPAN_THRESHOLD, "spans_key": None, "upstream": "cortex",
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0},
 )

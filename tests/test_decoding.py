@@ -141,9 +141,9 @@ def test_best_span_is_max_subarray_of_log_odds():
 def test_best_span_respects_max_words():
     inside = [0.1, 0.9, 0.8, 0.99, 0.7, 0.1, 0.1]
     r = make_result(WORDS, inside)
-    assert texts(r, [best_span(r, max_words=30)]) == ["bb cc dd ee"]
-    assert texts(r, [best_span(r, max_words=2)]) == ["cc dd"]
-    assert texts(r, [best_span(r, max_words=1)]) == ["dd"]
+    assert texts(r, [best_span(r, max_words=30, bias=0.0)]) == ["bb cc dd ee"]
+    assert texts(r, [best_span(r, max_words=2, bias=0.0)]) == ["cc dd"]
+    assert texts(r, [best_span(r, max_words=1, bias=0.0)]) == ["dd"]
 
 
 def test_best_span_all_negative_still_returns_least_bad_word():
@@ -153,12 +153,16 @@ def test_best_span_all_negative_still_returns_least_bad_word():
     assert span.score == pytest.approx(0.3, abs=1e-6)
 
 
-def test_best_span_bias_corrects_under_confident_inside_probabilities():
-    # the answer "cc dd" is the only region above the rest, but both words are below 0.5
+def test_best_span_bias_sets_how_far_a_span_reaches():
+    # under-confident: "cc dd" stands out, both words below 0.5: a positive bias takes both
     r = make_result(WORDS, [0.01, 0.02, 0.4, 0.3, 0.02, 0.01, 0.01])
     assert texts(r, [best_span(r, bias=0.0)]) == ["cc"]
     assert texts(r, [best_span(r, bias=2.0)]) == ["cc dd"]
-    assert texts(r, [best_span(r)]) == ["cc dd"]  # the default bias
+    # over-confident: the answer "dd" sits in a run of likely words: a negative bias trims it
+    r = make_result(WORDS, [0.1, 0.7, 0.8, 0.99, 0.8, 0.7, 0.1])
+    assert texts(r, [best_span(r, bias=0.0)]) == ["bb cc dd ee ff"]
+    assert texts(r, [best_span(r, bias=-2.0)]) == ["dd"]
+    assert texts(r, [best_span(r)]) == ["dd"]  # the default bias (-2.0)
 
 
 def test_cls_decisions():
