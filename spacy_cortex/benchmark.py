@@ -12,6 +12,7 @@ import csv
 import importlib.util
 import itertools
 import json
+import math
 import multiprocessing
 import platform
 import re
@@ -19,7 +20,7 @@ import resource
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -154,6 +155,9 @@ class Job:
     batch_size: int = 64
     precision: str = "fp32"
     docs: int = 0
+    # A reference setup (naive | separate) timed in the same process, its passes alternating
+    # with this job's, so the speed ratio does not carry the run-to-run noise of two processes.
+    reference: str = ""
 
     @property
     def label(self) -> str:
@@ -174,6 +178,7 @@ class Row:
     flops: float = 0.0
     peak_rss_mb: float = 0.0  # high-water RSS of the job's process
     run_rss_mb: float = 0.0  # how much the measured pass raised it (after load + warm-up)
+    reference_seconds: Optional[float] = None  # the paired reference's fastest pass
     metric: Optional[str] = None
     quality: Optional[float] = None  # CoNLL entity F1 or AG News accuracy, in %
     matmul: Dict[str, float] = field(default_factory=dict)  # peak job: FLOP/s by dtype/shape
@@ -391,9 +396,14 @@ def run_job(job: Job, checkpoint: str, raw_dir: str, quick: bool = False) -> Row
     run, counters = SETUPS[job.kind](job, checkpoint)
     row.load_seconds = time.perf_counter() - start
     run(strings[:WARMUP_DOCS])
+    reference = setup_reference(job, checkpoint, strings[:WARMUP_DOCS])
     before = max_rss_mb()
     row.seconds = float("inf")
     for _ in range(1 if quick else PASSES):  # the fastest pass: least disturbed
+        if reference:
+            start = time.perf_counter()
+            reference(strings)
+            row.reference_seconds = min(row.reference_seconds or math.inf, time.perf_counter() - start)
         for counter in counters:
             counter.reset()
         start = time.perf_counter()
@@ -413,7 +423,24 @@ def run_job(job: Job, checkpoint: str, raw_dir: str, quick: bool = False) -> Row
     return row
 
 
+def setup_reference(job: Job, checkpoint: str, warmup: List[str]) -> Optional[Callable]:
+    """The job's paired reference runner, warmed up: the naive loop (fp32, one call per
+    (text, prompt)) or the same tasks as separate pipelines."""
+    if not job.reference:
+        return None
+    naive = job.reference == "naive"
+    ref_job = replace(job, kind=job.reference, precision="fp32" if naive else job.precision,
+                      batch_size=1 if naive else job.batch_size, reference="")
+    run, _ = SETUPS[ref_job.kind](ref_job, checkpoint)
+    run(warmup)
+    return run
+
+
 # --- planning, running and reporting (in the parent process) -----------------------------
+
+
+PAIRED_NER = "ner-4 paired: naive loop"
+PAIRED_ALL = "all-3 paired: 3 pipelines"
 
 
 def docs_for(texts: List[Text], prompts: int, work: int) -> int:
@@ -430,11 +457,11 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
     corpora = {name: read(raw_dir, docs) for name, read in CORPORA.items()}
     work = QUICK_WORK if quick else FULL_WORK
 
-    def job(name, kind, corpus, tasks, batch, prec=precision):
+    def job(name, kind, corpus, tasks, batch, prec=precision, reference=""):
         # ner-4 and its references (naive loop, en_core_web_sm) share the same docs
         full = batch > 1 or corpus == "conll" and tasks == {"ner": 4}
         n = docs_for(corpora[corpus], sum(tasks.values()), work if full else work // 4)
-        return Job(name, kind, corpus, tasks, batch, prec, n)
+        return Job(name, kind, corpus, tasks, batch, prec, n, reference)
 
     jobs = [Job("matmul peak", "peak")]
     for name, corpus, tasks in WORKLOADS:
@@ -446,6 +473,9 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
             jobs += [job(name, "cortex", corpus, tasks, 64, p)
                      for p in PRECISIONS if p != precision]
     jobs.append(job("all-3 as 3 pipelines", "separate", "agnews", ALL_THREE, 64))
+    jobs += [job(PAIRED_NER, "cortex", "conll", {"ner": 4}, 64, p, reference="naive")
+             for p in ("fp32", "bf16")]
+    jobs.append(job(PAIRED_ALL, "cortex", "agnews", ALL_THREE, 64, reference="separate"))
     jobs.append(job("naive transformers", "naive", "conll", {"ner": 4}, 1, "fp32"))
     if spacy_small_name():
         jobs.append(job("en_core_web_sm ner", "spacy", "conll", {"ner": 4}, 64, "fp32"))
@@ -505,6 +535,7 @@ def annotate(rows: List[Row], peaks: Dict[str, float]) -> None:
             d["pct_peak_wall"] = ratio(100 * row.flops, row.seconds * peak)
             d["encoder_time_pct"] = ratio(100 * row.forward_seconds, row.seconds)
             d["padding_pct"] = 100 * (ratio(row.padded_tokens, row.real_tokens) - 1)
+        d["vs_paired"] = ratio(row.reference_seconds, row.seconds)
     naive, small = find(rows, "naive transformers", 1), find(rows, "en_core_web_sm ner")
     for row in rows:
         job, d = row.job, row.derived
@@ -536,6 +567,10 @@ def targets(rows: List[Row], precision: str, elapsed: float, quick: bool) -> Lis
         note = f"F1 {delta:+.1f} pt vs fp32" if delta is not None else ""
         out.append(target(f"ner-4 b64 {prec}: x naive", row.derived.get("vs_naive"), 5.0, "x",
                           ok, note))
+        paired = find(rows, PAIRED_NER, 64, prec)
+        if paired:
+            out.append(target(f"ner-4 b64 {prec}: x naive, paired in one process",
+                              paired.derived["vs_paired"], 5.0, "x", ok, note))
         out.append(target(f"ner-4 b64 {prec}: % of {prec} matmul peak in encoder passes",
                           row.derived.get("pct_peak_encoder"), 40.0, "%"))
     one, three = find(rows, "all-3", 64, precision), find(rows, "all-3 as 3 pipelines", 64)
@@ -543,6 +578,11 @@ def targets(rows: List[Row], precision: str, elapsed: float, quick: bool) -> Lis
     out.append(target("all-3: one pipeline no slower than 3 pipelines", speedup, 0.98, "x",
                       note="time of 3 pipelines / time of one; 2% noise allowance"))
     out.append(target("all-3: measurably faster sharing batches", speedup, 1.05, "x"))
+    paired = find(rows, PAIRED_ALL, 64, precision)
+    if paired:
+        speedup = paired.derived["vs_paired"]
+        out.append(target("all-3 paired in one process: no slower than 3 pipelines", speedup, 0.98, "x"))
+        out.append(target("all-3 paired in one process: measurably faster", speedup, 1.05, "x"))
     if not quick:
         out.append(target("full run within 10 minutes", 600 - elapsed, 0.0, "s left"))
     return out
@@ -556,7 +596,7 @@ def report(rows: List[Row], peaks: Dict[str, float], goals: List[dict]) -> None:
     msg.info("matmul peak: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items())
              + f"; {rows[0].threads if rows else '?'} threads")
     header = ["config", "corpus", "prec", "batch", "docs", "docs/s", "words/s", "x naive",
-              "x sm", "%peak", "enc %", "pad %", "RSS MB", "+RSS", "quality", "d fp32"]
+              "x sm", "x paired", "%peak", "enc %", "pad %", "RSS MB", "+RSS", "quality", "d fp32"]
     table = []
     for row in rows:
         d, job = row.derived, row.job
@@ -564,13 +604,14 @@ def report(rows: List[Row], peaks: Dict[str, float], goals: List[dict]) -> None:
             job.name, job.corpus, job.precision, job.batch_size, job.docs,
             fmt(d.get("docs_per_s")), fmt(d.get("words_per_s"), ".0f"),
             fmt(d.get("vs_naive"), ".2f"),
-            fmt(d.get("vs_spacy_sm"), ".2f"), fmt(d.get("pct_peak_encoder"), ".0f"),
+            fmt(d.get("vs_spacy_sm"), ".2f"), fmt(d.get("vs_paired"), ".2f"),
+            fmt(d.get("pct_peak_encoder"), ".0f"),
             fmt(d.get("encoder_time_pct"), ".0f"), fmt(d.get("padding_pct"), ".0f"),
             fmt(row.peak_rss_mb, ".0f"), fmt(row.run_rss_mb, ".0f"),
             f"{row.metric} {row.quality:.1f}" if row.quality is not None else "",
             fmt(d.get("quality_delta"), "+.1f"),
         ])
-    msg.table(table, header=header, divider=True, aligns=["l", "l", "l"] + ["r"] * 13)
+    msg.table(table, header=header, divider=True, aligns=["l", "l", "l"] + ["r"] * 14)
     for goal in goals:
         value = fmt(goal["value"], ".2f")
         line = f"{goal['target']}: {value} {goal['unit']} (target >= {goal['threshold']:g})"

@@ -118,6 +118,11 @@ def test_quick_run_end_to_end(tiny_checkpoint, tmp_path, capsys):
     assert {"fp32", "bf16", "int8"} <= set(result["matmul_flops"])
     assert any("x naive" in t["target"] for t in result["targets"])
     assert any("sharing batches" in t["target"] for t in result["targets"])
+    for precision in ("fp32", "bf16"):  # the ratio rows timed against their reference in one process
+        paired = rows[(bench.PAIRED_NER, 64, precision)]
+        assert paired["reference_seconds"] > 0 and paired["derived"]["vs_paired"] > 0
+    assert rows[(bench.PAIRED_ALL, 64, "fp32")]["reference_seconds"] > 0
+    assert any("paired in one process" in t["target"] for t in result["targets"])
     printed = capsys.readouterr().out
     assert "words/s" in printed and "ner-16" in printed
 
