@@ -232,9 +232,9 @@ class CortexModel:
             self._bf16_copy = (version, copy.deepcopy(model).to(torch.bfloat16).eval())
         return self._bf16_copy[1]
 
-    def logits(self, batch) -> torch.Tensor:
+    def logits(self, module: torch.nn.Module, batch) -> torch.Tensor:
         with self.autocast():  # keeps LayerNorm and softmax in fp32 on the bf16 copy
-            out = self.inference_model(
+            out = module(
                 input_ids=torch.from_numpy(batch.input_ids),
                 attention_mask=torch.from_numpy(batch.attention_mask),
                 token_type_ids=torch.from_numpy(batch.token_type_ids),
@@ -250,8 +250,9 @@ class CortexModel:
         self.hf_model.eval()
         try:
             with torch.inference_mode():
+                module = self.inference_model  # resolved once per run, not per batch
                 for batch in self.batches(windows):
-                    probs = torch.softmax(self.logits(batch), dim=-1).numpy()
+                    probs = torch.softmax(self.logits(module, batch), dim=-1).numpy()
                     for row, window in zip(probs, batch.windows):
                         n_context = len(window.input_ids) - window.context_offset - 1
                         offset = window.context_offset

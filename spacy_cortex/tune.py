@@ -23,7 +23,7 @@ from wasabi import msg
 
 from .decoding import best_span
 from .evaluate import Evaluator, read_bio
-from .ner import NERTask, resolve_overlaps
+from .ner import NERTask
 from .qa import exact_match, token_f1
 from .templates import label_prompts
 from .train import read_jsonl
@@ -76,7 +76,7 @@ def sweep_ner(ev: Evaluator, sentences: Sequence, template: str) -> List[dict]:
         examples = []
         for results, (words, tags) in zip(per_doc, sentences):
             pred = ev.words_doc(words)
-            pred.set_ents(resolve_overlaps(task.find_spans(pred, results)))
+            task.apply(pred, results)  # what cortex_ner writes to Doc.ents
             examples.append(Example(pred, ev.words_doc(words, tags)))
         scores = Scorer.score_spans(examples, "ents")
         table.append({"template": template, "threshold": threshold, "p": scores["ents_p"] or 0.0,
