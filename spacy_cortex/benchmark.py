@@ -158,6 +158,9 @@ class Job:
     # A reference setup (naive | separate) timed in the same process, its passes alternating
     # with this job's, so the speed ratio does not carry the run-to-run noise of two processes.
     reference: str = ""
+    # Docs the quality is measured on (after timing, untimed) when more than the timed
+    # ones: the fast-path accuracy checks need a resolution finer than their 0.5 points.
+    quality_docs: int = 0
 
     @property
     def label(self) -> str:
@@ -390,8 +393,8 @@ def run_job(job: Job, checkpoint: str, raw_dir: str, quick: bool = False) -> Row
         row.matmul = matmul_peaks(checkpoint, 0.2 if quick else 1.0)
         row.peak_rss_mb = max_rss_mb()
         return row
-    texts = CORPORA[job.corpus](Path(raw_dir), job.docs)
-    strings = [t.text for t in texts]
+    texts = CORPORA[job.corpus](Path(raw_dir), max(job.docs, job.quality_docs))
+    strings = [t.text for t in texts[:job.docs]]
     start = time.perf_counter()
     run, counters = SETUPS[job.kind](job, checkpoint)
     row.load_seconds = time.perf_counter() - start
@@ -419,6 +422,9 @@ def run_job(job: Job, checkpoint: str, raw_dir: str, quick: bool = False) -> Row
     row.peak_rss_mb = max_rss_mb()
     row.run_rss_mb = row.peak_rss_mb - before
     row.words = sum(len(s.split()) for s in strings)
+    if job.quality_docs > job.docs:
+        texts = texts[:job.quality_docs]
+        docs = run([t.text for t in texts])
     row.metric, row.quality = quality(job, docs, texts)
     return row
 
@@ -461,7 +467,9 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
         # ner-4 and its references (naive loop, en_core_web_sm) share the same docs
         full = batch > 1 or corpus == "conll" and tasks == {"ner": 4}
         n = docs_for(corpora[corpus], sum(tasks.values()), work if full else work // 4)
-        return Job(name, kind, corpus, tasks, batch, prec, n, reference)
+        checked = batch > 1 and (name in FAST_PATH_WORKLOADS or kind == "spacy")
+        return Job(name, kind, corpus, tasks, batch, prec, n, reference,
+                   quality_docs=len(corpora[corpus]) if checked else 0)
 
     jobs = [Job("matmul peak", "peak")]
     for name, corpus, tasks in WORKLOADS:
@@ -475,7 +483,9 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
     jobs.append(job("all-3 as 3 pipelines", "separate", "agnews", ALL_THREE, 64))
     jobs += [job(PAIRED_NER, "cortex", "conll", {"ner": 4}, 64, p, reference="naive")
              for p in ("fp32", "bf16")]
-    jobs.append(job(PAIRED_ALL, "cortex", "agnews", ALL_THREE, 64, reference="separate"))
+    # batch 1 is where sharing changes the passes: 3 small forward calls become 1
+    jobs += [job(PAIRED_ALL, "cortex", "agnews", ALL_THREE, batch, reference="separate")
+             for batch in BATCH_SIZES]
     jobs.append(job("naive transformers", "naive", "conll", {"ner": 4}, 1, "fp32"))
     if spacy_small_name():
         jobs.append(job("en_core_web_sm ner", "spacy", "conll", {"ner": 4}, 64, "fp32"))
@@ -573,16 +583,14 @@ def targets(rows: List[Row], precision: str, elapsed: float, quick: bool) -> Lis
                               paired.derived["vs_paired"], 5.0, "x", ok, note))
         out.append(target(f"ner-4 b64 {prec}: % of {prec} matmul peak in encoder passes",
                           row.derived.get("pct_peak_encoder"), 40.0, "%"))
-    one, three = find(rows, "all-3", 64, precision), find(rows, "all-3 as 3 pipelines", 64)
-    speedup = ratio(three and three.seconds, one and one.seconds)
-    out.append(target("all-3: one pipeline no slower than 3 pipelines", speedup, 0.98, "x",
-                      note="time of 3 pipelines / time of one; 2% noise allowance"))
-    out.append(target("all-3: measurably faster sharing batches", speedup, 1.05, "x"))
-    paired = find(rows, PAIRED_ALL, 64, precision)
-    if paired:
-        speedup = paired.derived["vs_paired"]
-        out.append(target("all-3 paired in one process: no slower than 3 pipelines", speedup, 0.98, "x"))
-        out.append(target("all-3 paired in one process: measurably faster", speedup, 1.05, "x"))
+    for batch in BATCH_SIZES:  # the paired rows: cross-process noise is +-10-15% here
+        paired = find(rows, PAIRED_ALL, batch, precision)
+        if paired:
+            speedup = paired.derived["vs_paired"]
+            out.append(target(f"all-3 b{batch}: one pipeline no slower than 3 pipelines",
+                              speedup, 0.98, "x", note="2% noise allowance"))
+            out.append(target(f"all-3 b{batch}: one pipeline measurably faster than 3",
+                              speedup, 1.05, "x"))
     if not quick:
         out.append(target("full run within 10 minutes", 600 - elapsed, 0.0, "s left"))
     return out

@@ -117,11 +117,15 @@ def test_quick_run_end_to_end(tiny_checkpoint, tmp_path, capsys):
     assert separate["job"]["docs"] == shared["job"]["docs"]
     assert {"fp32", "bf16", "int8"} <= set(result["matmul_flops"])
     assert any("x naive" in t["target"] for t in result["targets"])
-    assert any("sharing batches" in t["target"] for t in result["targets"])
     for precision in ("fp32", "bf16"):  # the ratio rows timed against their reference in one process
         paired = rows[(bench.PAIRED_NER, 64, precision)]
         assert paired["reference_seconds"] > 0 and paired["derived"]["vs_paired"] > 0
-    assert rows[(bench.PAIRED_ALL, 64, "fp32")]["reference_seconds"] > 0
+    for batch in (1, 64):  # one pipeline against three, timed in one process
+        assert rows[(bench.PAIRED_ALL, batch, "fp32")]["reference_seconds"] > 0
+        assert any(t["target"].startswith(f"all-3 b{batch}: one pipeline measurably faster")
+                   for t in result["targets"])
+    shared_b1 = rows[(bench.PAIRED_ALL, 1, "fp32")]  # three pipelines: >= 3 passes per doc
+    assert shared_b1["forward_calls"] < 3 * shared_b1["job"]["docs"]
     assert any("paired in one process" in t["target"] for t in result["targets"])
     printed = capsys.readouterr().out
     assert "words/s" in printed and "ner-16" in printed
