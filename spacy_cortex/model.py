@@ -4,6 +4,7 @@ runs every (prompt, context) request of a batch together.
 import contextlib
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -51,6 +52,20 @@ def resolve_precision(precision: str) -> str:
     if precision == "auto":
         return "bf16" if cpu_has_bf16() else "fp32"
     return precision
+
+
+_ran_in_this_process = False  # inherited by forked children
+
+
+def _one_thread_after_fork() -> None:
+    """torch's CPU thread pool (GNU OpenMP) deadlocks in a forked child once the parent
+    has run parallel work, e.g. nlp.pipe(n_process=2) after a first nlp(text). Such a
+    child runs single-threaded: n processes share the cores instead of n pools."""
+    if _ran_in_this_process:
+        torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
 def weights_version(module: torch.nn.Module) -> Tuple[int, ...]:
@@ -243,6 +258,8 @@ class CortexModel:
 
     def run(self, requests: Sequence[Tuple[str, EncodedText]]) -> List[RequestResult]:
         """Probabilities for every (prompt, encoded context) request, batched together."""
+        global _ran_in_this_process
+        _ran_in_this_process = True
         windows = self.windows(requests)
         cls_parts: List[List[Tuple[int, np.ndarray]]] = [[] for _ in requests]
         token_parts: List[List[Tuple[int, np.ndarray]]] = [[] for _ in requests]

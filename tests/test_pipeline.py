@@ -1,6 +1,9 @@
 """The shared `cortex` component and how task components listen to it."""
+import os
 import random
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -439,3 +442,26 @@ def test_evaluate_all_components(make_nlp, positive_checkpoint):
     assert scores["ents_f"] == pytest.approx(1.0)
     assert scores["qa_f1"] == pytest.approx(1.0)
     assert 0.0 <= scores["cats_score"] <= 1.0
+
+
+N_PROCESS_SCRIPT = """
+import sys, spacy
+nlp = spacy.blank("en")
+nlp.add_pipe("cortex", config={"model": {"checkpoint": sys.argv[1]}})
+nlp.add_pipe("cortex_textcat", config={"labels": ["sports", "business"]})
+texts = [f"Text number {i} is about sports." for i in range(12)]
+def run(**kwargs):
+    return [(d.text, sorted((k, round(v, 4)) for k, v in d.cats.items())) for d in nlp.pipe(texts, **kwargs)]
+single = run()  # torch's thread pool is now in use in this process
+print(single == run(n_process=2, batch_size=4))
+"""
+
+
+def test_pipe_with_n_process_after_a_run_in_the_parent(tiny_checkpoint):
+    # A forked child deadlocked in torch's OpenMP pool; run in a subprocess so that a
+    # regression fails on the timeout instead of hanging the suite.
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, "-c", N_PROCESS_SCRIPT, str(tiny_checkpoint)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["True"]
