@@ -464,8 +464,9 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
     work = QUICK_WORK if quick else FULL_WORK
 
     def job(name, kind, corpus, tasks, batch, prec=precision, reference=""):
-        # ner-4 and its references (naive loop, en_core_web_sm) share the same docs
-        full = batch > 1 or corpus == "conll" and tasks == {"ner": 4}
+        # ner-4 and its references (naive loop, en_core_web_sm) share the same docs; paired
+        # rows get the full work at batch 1 too, as their ratio is a target
+        full = batch > 1 or bool(reference) or corpus == "conll" and tasks == {"ner": 4}
         n = docs_for(corpora[corpus], sum(tasks.values()), work if full else work // 4)
         checked = batch > 1 and (name in FAST_PATH_WORKLOADS or kind == "spacy")
         return Job(name, kind, corpus, tasks, batch, prec, n, reference,
