@@ -590,8 +590,9 @@ def targets(rows: List[Row], precision: str, elapsed: float, quick: bool) -> Lis
             speedup = paired.derived["vs_paired"]
             out.append(target(f"all-3 b{batch}: one pipeline no slower than 3 pipelines",
                               speedup, 0.98, "x", note="2% noise allowance"))
-            out.append(target(f"all-3 b{batch}: one pipeline measurably faster than 3",
-                              speedup, 1.05, "x"))
+            if batch == 1:  # at batch 64 every pipeline already fills its passes
+                out.append(target("all-3 b1: one pipeline measurably faster than 3, sharing "
+                                  "one pass per doc instead of 3", speedup, 1.05, "x"))
     if not quick:
         out.append(target("full run within 10 minutes", 600 - elapsed, 0.0, "s left"))
     return out
