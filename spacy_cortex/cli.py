@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .decoding import SPAN_THRESHOLD
 from .registry import DEFAULT_CHECKPOINT
+from .templates import label_prompts, task_template
 
 app = typer.Typer(add_completion=False, help="spacy_cortex command line")
 
@@ -47,10 +48,9 @@ def build_pipeline(model: str, precision: str, ner: List[str], cats: List[str],
     nlp.add_pipe("cortex", config={"model": {"checkpoint": model, "precision": precision}})
     if ner:
         labels = parse_labels(ner)
-        if all(prompt is None for prompt in labels.values()):
-            config_labels = list(labels)
-        else:
-            config_labels = {label: prompt or label.lower() for label, prompt in labels.items()}
+        template = task_template("ner")  # for labels given without a prompt
+        config_labels = {label: prompt or label_prompts([label], template)[label]
+                         for label, prompt in labels.items()}
         nlp.add_pipe("cortex_ner", config={"labels": config_labels, "threshold": threshold})
     if cats:
         nlp.add_pipe("cortex_textcat", config={"labels": cats, "exclusive": exclusive})

@@ -1,0 +1,31 @@
+"""The command line: label parsing and `annotate` end to end on a tiny model."""
+import json
+
+from typer.testing import CliRunner
+
+from spacy_cortex.cli import app, build_pipeline, parse_labels
+
+
+def test_parse_labels():
+    assert parse_labels(["PERSON", "DRUG = Which drugs?"]) == {"PERSON": None, "DRUG": "Which drugs?"}
+
+
+def test_labels_without_a_prompt_get_the_ner_template(tiny_checkpoint):
+    nlp = build_pipeline(str(tiny_checkpoint), "fp32", ["PERSON", "DRUG=Which drugs?"], [], [],
+                         True, 0.7)
+    prompts = nlp.get_pipe("cortex_ner").task.label_prompts
+    assert prompts == {"PERSON": "Find all person mentioned in the text.", "DRUG": "Which drugs?"}
+
+
+def test_annotate_writes_one_line_per_input_line(tiny_checkpoint, tmp_path):
+    source = tmp_path / "texts.txt"
+    source.write_text("Maria took aspirin.\n\n🙂 fine\n", encoding="utf8")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, [
+        "annotate", str(source), "-o", str(out), "--model", str(tiny_checkpoint),
+        "--precision", "fp32", "--ner", "PERSON", "--cat", "health", "--cat", "sports",
+        "-q", "Who took it?"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text(encoding="utf8").splitlines()]
+    assert [r["text"] for r in records] == ["Maria took aspirin.", "", "🙂 fine"]
+    assert all(set(r["cats"]) == {"health", "sports"} and len(r["answers"]) == 1 for r in records)
