@@ -43,7 +43,7 @@ def parse_labels(values: List[str]) -> dict:
 
 
 def build_pipeline(model: str, precision: str, ner: List[str], cats: List[str],
-                   questions: List[str], exclusive: bool, threshold: float):
+                   questions: List[str], exclusive: bool, threshold: float, prefer_specific: bool = True):
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex", config={"model": {"checkpoint": model, "precision": precision}})
     if ner:
@@ -51,7 +51,8 @@ def build_pipeline(model: str, precision: str, ner: List[str], cats: List[str],
         template = task_template("ner")  # for labels given without a prompt
         config_labels = {label: prompt or label_prompts([label], template)[label]
                          for label, prompt in labels.items()}
-        nlp.add_pipe("cortex_ner", config={"labels": config_labels, "threshold": threshold})
+        nlp.add_pipe("cortex_ner", config={"labels": config_labels, "threshold": threshold,
+                                           "prefer_specific": prefer_specific})
     if cats:
         nlp.add_pipe("cortex_textcat", config={"labels": cats, "exclusive": exclusive})
     if questions:
@@ -84,12 +85,13 @@ def annotate(
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
     threshold: float = typer.Option(SPAN_THRESHOLD, help="NER span threshold"),
+    prefer_specific: bool = typer.Option(True, help="A span found by several labels gets the most specific"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
     precision: str = typer.Option("auto", help="auto (bf16 on CPUs with native bf16), fp32 or bf16"),
     batch_size: int = typer.Option(64),
 ):
     """Annotate every document with entities, categories and answers as JSONL."""
-    nlp = build_pipeline(model, precision, ner, cat, question, not multi_label, threshold)
+    nlp = build_pipeline(model, precision, ner, cat, question, not multi_label, threshold, prefer_specific)
     out = output.open("w", encoding="utf8") if output else sys.stdout
     written = 0
     try:

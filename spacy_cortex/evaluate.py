@@ -311,18 +311,21 @@ def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
     spec = eval_labels()["ner"][scheme]
     sentences = read_bio(ev.raw / path, spec.get("tags"))
     labels = {t[2:] for _, tags in sentences for t in tags if t != "O"}  # all labels of the full set
-    template = task_template("ner")  # what cortex_ner prompts with by default
-    prompts = {label: template.format(label=name) for label, name in ner_label_names(scheme, labels).items()}
+    names = ner_label_names(scheme, labels)  # labels are given by name, as users would
     rows = ev.rows(sentences, default)
-    preds = ev.run_component("cortex_ner", {"labels": prompts}, [ev.words_doc(w) for w, _ in rows])
-    examples = [Example(p, ev.words_doc(w, tags)) for p, (w, tags) in zip(preds, rows)]
+    preds = ev.run_component("cortex_ner", {"labels": sorted(names.values())}, [ev.words_doc(w) for w, _ in rows])
+    examples = [Example(p, ev.words_doc(w, [rename_tag(t, names) for t in tags])) for p, (w, tags) in zip(preds, rows)]
     scores = Scorer.score_spans(examples, "ents")
     per_type = {k: v["f"] for k, v in sorted((scores.get("ents_per_type") or {}).items())}
     return result({"ents_f": scores["ents_f"] or 0.0, "ents_p": scores["ents_p"] or 0.0,
                    "ents_r": scores["ents_r"] or 0.0}, len(rows),
-                  f"{path}; cortex_ner default threshold and template, every label of the set prompted by "
-                  f"its name ({len(prompts)} labels); gold and predicted Docs on the given words; exact span+type "
-                  "F1 (spaCy Scorer)", prompts=prompts, per_type_f=per_type)
+                  f"{path}; cortex_ner default settings, every label of the set given by its name "
+                  f"({len(names)} labels); gold and predicted Docs on the given words; exact span+type "
+                  "F1 (spaCy Scorer)", label_names=names, per_type_f=per_type)
+
+
+def rename_tag(tag: str, names: Dict[str, str]) -> str:
+    return tag if tag == "O" else f"{tag[:2]}{names[tag[2:]]}"
 
 
 def eval_nli(ev: Evaluator, rows: Sequence[Tuple[str, str, str]]) -> Tuple[list, list]:

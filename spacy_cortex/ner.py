@@ -1,23 +1,39 @@
 """cortex_ner: zero-shot entity recognition, one prompt per label."""
-from typing import Dict, Iterable, List, Optional, Union
+import weakref
+from collections import defaultdict
+from itertools import permutations
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.scorer import Scorer
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
+from . import api
 from .decoding import SPAN_THRESHOLD, threshold_spans
 from .pipeline import CortexTask, LabelPromptTask, make_span, make_task_component
 from .registry import tasks
-from .templates import label_prompts, task_template
+from .templates import label_prompts, label_words, task_template, with_article
+
+Subtypes = FrozenSet[Tuple[str, str]]
 
 
 class NERTask(LabelPromptTask):
-    def __init__(self, prompts: Dict[str, str], threshold: float, spans_key: Optional[str]):
+    def __init__(self, prompts: Dict[str, str], threshold: float, spans_key: Optional[str],
+                 prefer_specific: bool = True):
         if not 0.0 < threshold < 1.0:  # 0 would mark every word, 1 none
             raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
         super().__init__(prompts, threshold)
         self.spans_key = spans_key
+        self.prefer_specific = prefer_specific
+        self.subtypes: Subtypes = frozenset()
+        self._judged_by: Optional[weakref.ref] = None  # the model that judged self.subtypes
+
+    def prepare(self, model) -> None:
+        needed = self.prefer_specific and self.spans_key is None and len(self.labels) > 1
+        if needed and (self._judged_by is None or self._judged_by() is not model):
+            self.subtypes = label_subtypes(self.labels, model)
+            self._judged_by = weakref.ref(model)  # the pipeline holds the model once, in cortex
 
     def training_records(self, reference: Doc) -> List[dict]:
         gold = self.gold_spans(reference)
@@ -44,7 +60,7 @@ class NERTask(LabelPromptTask):
         if self.spans_key is not None:
             doc.spans[self.spans_key] = sorted(spans, key=lambda s: (s.start, s.end, s.label_))
             return
-        doc.set_ents(resolve_overlaps(spans + list(doc.ents)))
+        doc.set_ents(resolve_overlaps(spans + list(doc.ents), self.subtypes))
 
     def score(self, examples: Iterable[Example]) -> Dict[str, float]:
         if self.spans_key is None:
@@ -57,21 +73,47 @@ class NERTask(LabelPromptTask):
         )
 
 
-def resolve_overlaps(spans: List[Span]) -> List[Span]:
+def label_subtypes(labels: Sequence[str], model) -> Subtypes:
+    """(a, b) pairs where label a is a kind of label b, as the model's own NLI judges it:
+    "This is a writer." implies "This is a person." and the reverse does not."""
+    template = task_template("label_statement")
+    statements = {label: template.format(label=with_article(label_words(label))) for label in labels}
+    pairs = list(permutations(labels, 2))
+    probs = api.entail([statements[a] for a, _ in pairs], [statements[b] for _, b in pairs], model=model)
+    implies = {pair: p["entailment"] > 0.5 for pair, p in zip(pairs, probs)}
+    return frozenset(pair for pair in pairs if implies[pair] and not implies[pair[::-1]])
+
+
+def _rank(span: Span):
+    score = span._.cortex_score
+    return (-(score if score is not None else 2.0), span.start, -span.end, span.label_)
+
+
+def resolve_overlaps(spans: List[Span], subtypes: Subtypes = frozenset()) -> List[Span]:
     """Keep the highest-scoring span of each overlapping group (entities already on the
     doc, without a cortex score, win); ties broken by position and label, never by the
-    order labels were given in."""
-    def rank(span):
-        score = span._.cortex_score
-        return (-(score if score is not None else 2.0), span.start, -span.end, span.label_)
-
+    order labels were given in. Where several labels found exactly the kept span, the most
+    specific of them wins (`subtypes`: a writer rather than a person)."""
     taken = set()
     kept = []
-    for span in sorted(spans, key=rank):
+    for span in sorted(spans, key=_rank):
         if not taken.intersection(range(span.start, span.end)):
             kept.append(span)
             taken.update(range(span.start, span.end))
+    if subtypes:
+        found_on = defaultdict(list)
+        for span in spans:
+            if span._.cortex_score is not None:
+                found_on[span.start, span.end].append(span)
+        kept = [most_specific(span, found_on[span.start, span.end], subtypes) for span in kept]
     return sorted(kept, key=lambda s: s.start)
+
+
+def most_specific(span: Span, rivals: List[Span], subtypes: Subtypes) -> Span:
+    """The best-ranked of the rivals no other rival is a kind of; `span` itself if it has
+    no rivals (an existing entity) or the labels' judgements form a cycle."""
+    specific = [s for s in rivals if not any((o.label_, s.label_) in subtypes for o in rivals)]
+    return min(specific, key=_rank) if specific and span in rivals else span
 
 
 @tasks.register("spacy_cortex.NER.v1")
@@ -82,6 +124,7 @@ def make_ner_task(
     template: Optional[str] = None,
     threshold: float = SPAN_THRESHOLD,
     spans_key: Optional[str] = None,
+    prefer_specific: bool = True,
 ) -> NERTask:
     if prompt is not None or label is not None:
         if labels:
@@ -90,7 +133,7 @@ def make_ner_task(
             raise ValueError("The short form needs both `prompt` and `label`")
         labels = {label: prompt}
     prompts = label_prompts(labels, template or task_template("ner"))
-    return NERTask(prompts, threshold, spans_key)
+    return NERTask(prompts, threshold, spans_key, prefer_specific)
 
 
 @Language.factory(
@@ -98,7 +141,7 @@ def make_ner_task(
     assigns=["doc.ents", "doc.spans", "span._.cortex_score"],
     default_config={
         "labels": None, "prompt": None, "label": None, "template": None,
-        "threshold": SPAN_THRESHOLD, "spans_key": None, "upstream": "cortex",
+        "threshold": SPAN_THRESHOLD, "spans_key": None, "prefer_specific": True, "upstream": "cortex",
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0},
 )
@@ -111,6 +154,7 @@ def make_cortex_ner(
     template: Optional[str],
     threshold: float,
     spans_key: Optional[str],
+    prefer_specific: bool,
     upstream: str,
 ) -> CortexTask:
     """Zero-shot NER: each label is found by its own prompt.
@@ -121,7 +165,11 @@ def make_cortex_ner(
     threshold: minimum per-word probability of being inside an entity.
     spans_key: None writes Doc.ents (overlaps resolved by score, existing ents kept);
         a key writes Doc.spans[key] keeping every span.
+    prefer_specific: when several labels find exactly the same span in Doc.ents, the label
+        that is a kind of the others wins ("writer" over "person"), as the model's own NLI
+        judges "This is a writer." against "This is a person." (label names read as in
+        prompts). Judged once per model for all label pairs, when the first batch is decoded.
     upstream: name of the cortex component (added if missing).
     """
-    build = lambda: make_ner_task(labels, prompt, label, template, threshold, spans_key)
+    build = lambda: make_ner_task(labels, prompt, label, template, threshold, spans_key, prefer_specific)
     return make_task_component(nlp, name, upstream, build)

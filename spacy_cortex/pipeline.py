@@ -179,7 +179,15 @@ def ensure_cortex(nlp: Language, upstream: str) -> None:
         nlp.add_pipe("cortex", name=upstream, first=True)
 
 
-class LabelPromptTask:
+class Task:
+    """What every task shares: a hook to look at the shared model before decoding."""
+
+    def prepare(self, model) -> None:
+        """Called with the shared CortexModel before each batch is decoded; most tasks
+        need nothing from it."""
+
+
+class LabelPromptTask(Task):
     """A task asking one prompt per label; labels are always handled in sorted order so
     results never depend on the order they were configured in."""
 
@@ -225,6 +233,7 @@ class CortexTask(Pipe):
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         for docs in minibatch(stream, size=batch_size):
             self.fill_missing(docs)
+            self.task.prepare(self.nlp.get_pipe(self.upstream).model)
             for doc in docs:
                 self.task.apply(doc, doc._.get(RESULTS_ATTR))
                 if self.is_last_listener():

@@ -9,7 +9,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from .decoding import answer_probability, best_span, yes_probability
-from .pipeline import CortexTask, make_span, make_task_component
+from .pipeline import CortexTask, Task, make_span, make_task_component
 from .registry import tasks
 
 SPANS_KEY = "cortex_qa"
@@ -47,7 +47,7 @@ def normalize_question(spec: QuestionSpec) -> Dict[str, str]:
     return {"question": question, "type": kind}
 
 
-class QATask:
+class QATask(Task):
     def __init__(self, questions: List[QuestionSpec], no_answer_threshold: float, max_answer_words: int):
         install_extensions()
         if not 0.0 <= no_answer_threshold <= 1.0:

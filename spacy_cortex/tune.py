@@ -4,13 +4,14 @@
 
 - answer-span log-odds bias (decoding.ANSWER_LOG_ODDS_BIAS): SQuAD TRAIN questions past the
   rows the mix trains on (CORPUS_DIR/squad.jsonl from spacy_cortex.convert);
-- NER prompt template and threshold (cortex_ner's defaults): WNUT-17 dev, every type
-  prompted through each candidate template.
+- NER prompt template, threshold and prefer_specific (cortex_ner's defaults): WNUT-17 dev,
+  every type prompted through each candidate template.
 
 Prints EM/F1 per bias and P/R/F per template and threshold; the model is run once per data set and only the
 decoding is repeated. The chosen values are set in the code by hand, with the figures in the
 model card.
 """
+import itertools
 import json
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -62,8 +63,8 @@ def sweep_answer_bias(ev: Evaluator, rows: Sequence[dict]) -> List[dict]:
 
 
 def sweep_ner(ev: Evaluator, sentences: Sequence, template: str) -> List[dict]:
-    """The cortex_ner decoding (spans per label, overlaps resolved by score) per threshold,
-    the labels prompted through `template`."""
+    """The cortex_ner decoding (spans per label, overlaps resolved by score, with or without
+    the most specific label winning) per threshold, the labels prompted through `template`."""
     prompts = label_prompts(list(WNUT_NAMES.values()), template)
     by_tag = {tag: prompts[name] for tag, name in WNUT_NAMES.items()}
     texts = [ev.words_doc(words).text for words, _ in sentences]
@@ -71,15 +72,17 @@ def sweep_ner(ev: Evaluator, sentences: Sequence, template: str) -> List[dict]:
     n = len(by_tag)
     per_doc = [dict(zip(by_tag.values(), flat[i * n : (i + 1) * n])) for i in range(len(texts))]
     table = []
-    for threshold in THRESHOLDS:
-        task = NERTask(by_tag, threshold, spans_key=None)
+    for threshold, prefer_specific in itertools.product(THRESHOLDS, (False, True)):
+        task = NERTask(by_tag, threshold, spans_key=None, prefer_specific=prefer_specific)
+        task.prepare(ev.model)
         examples = []
         for results, (words, tags) in zip(per_doc, sentences):
             pred = ev.words_doc(words)
             task.apply(pred, results)  # what cortex_ner writes to Doc.ents
             examples.append(Example(pred, ev.words_doc(words, tags)))
         scores = Scorer.score_spans(examples, "ents")
-        table.append({"template": template, "threshold": threshold, "p": scores["ents_p"] or 0.0,
+        table.append({"template": template, "threshold": threshold, "prefer_specific": prefer_specific,
+                      "p": scores["ents_p"] or 0.0,
                       "r": scores["ents_r"] or 0.0, "f": scores["ents_f"] or 0.0})
     return table
 
@@ -103,13 +106,14 @@ def tune(
               title=f"SQuAD train, {len(squad)} unused questions")
     wnut = read_bio(raw_dir / "wnut17" / "dev.conll")[:wnut_sentences]
     ner_table = [row for template in NER_TEMPLATES for row in sweep_ner(ev, wnut, template)]
-    msg.table([(r["template"], r["threshold"], *(f"{100 * r[k]:.1f}" for k in "prf")) for r in ner_table],
-              header=("template", "threshold", "P", "R", "F"), divider=True,
+    msg.table([(r["template"], r["threshold"], r["prefer_specific"], *(f"{100 * r[k]:.1f}" for k in "prf"))
+               for r in ner_table],
+              header=("template", "threshold", "specific", "P", "R", "F"), divider=True,
               title=f"WNUT-17 dev, {len(wnut)} sentences")
     best_bias = max(bias_table, key=lambda r: r["f1"])["bias"]
     best_ner = max(ner_table, key=lambda r: r["f"])
     msg.good(f"best answer bias {best_bias}; best NER template {best_ner['template']!r} "
-             f"at threshold {best_ner['threshold']}")
+             f"at threshold {best_ner['threshold']}, prefer_specific {best_ner['prefer_specific']}")
 
 
 if __name__ == "__main__":

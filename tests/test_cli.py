@@ -15,6 +15,20 @@ def test_labels_without_a_prompt_get_the_ner_template(tiny_checkpoint):
                          True, 0.7)
     prompts = nlp.get_pipe("cortex_ner").task.label_prompts
     assert prompts == {"PERSON": "Find all person mentioned in the text.", "DRUG": "Which drugs?"}
+    assert nlp.get_pipe("cortex_ner").task.prefer_specific
+
+
+def test_prefer_specific_can_be_turned_off(tiny_checkpoint, tmp_path):
+    nlp = build_pipeline(str(tiny_checkpoint), "fp32", ["PERSON", "WRITER"], [], [], True, 0.7,
+                         prefer_specific=False)
+    assert not nlp.get_pipe("cortex_ner").task.prefer_specific
+    source = tmp_path / "texts.txt"
+    source.write_text("Charles Dickens wrote it.\n", encoding="utf8")
+    result = CliRunner().invoke(app, ["annotate", str(source), "--model", str(tiny_checkpoint),
+                                      "--precision", "fp32", "--ner", "PERSON", "--ner", "WRITER",
+                                      "--no-prefer-specific"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.splitlines()[0])["text"] == "Charles Dickens wrote it."
 
 
 def test_annotate_writes_one_line_per_input_line(tiny_checkpoint, tmp_path):

@@ -107,6 +107,12 @@ def test_subset_is_deterministic_nested_and_ordered():
     assert E.subset(rows, 500) == rows
 
 
+def test_gold_tags_are_renamed_to_the_label_names():
+    names = {"musicalartist": "musical artist", "PER": "person"}
+    assert [E.rename_tag(t, names) for t in ["B-musicalartist", "I-musicalartist", "O", "B-PER"]] == [
+        "B-musical artist", "I-musical artist", "O", "B-person"]
+
+
 def test_unknown_set_is_an_error(tiny_checkpoint):
     with pytest.raises(ValueError, match="Unknown sets"):
         E.evaluate(FIXTURES, str(tiny_checkpoint), sets=["nope"])
@@ -121,10 +127,9 @@ def test_end_to_end_two_sets(tiny_checkpoint, tmp_path):
     sets = saved["sets"]
     assert set(sets) == {"conll2003", "stsb"}
     assert sets["conll2003"]["n"] == 4 and sets["stsb"]["n"] == 5
-    template = E.task_template("ner")
-    assert sets["conll2003"]["prompts"] == {
-        label: template.format(label=name) for label, name in
-        {"LOC": "location", "MISC": "miscellaneous entity", "ORG": "organization", "PER": "person"}.items()}
+    # labels are given to cortex_ner by name, as a user would
+    assert sets["conll2003"]["label_names"] == {
+        "LOC": "location", "MISC": "miscellaneous entity", "ORG": "organization", "PER": "person"}
     for name, entry in sets.items():
         assert entry["protocol"]
         for value in entry["metrics"].values():

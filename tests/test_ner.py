@@ -7,7 +7,8 @@ from conftest import task_nlp, USER_NER_LABELS
 from spacy.tokens import Span
 from spacy.training import Example
 
-from spacy_cortex.ner import NERTask, make_ner_task, resolve_overlaps
+from spacy_cortex import ner as ner_module
+from spacy_cortex.ner import NERTask, label_subtypes, make_ner_task, resolve_overlaps
 from spacy_cortex.pipeline import make_span
 
 TEXT = "The patient was given 20 mg atorvastatin."
@@ -109,6 +110,81 @@ def test_resolve_overlaps_ties_and_existing():
     existing = Span(doc, 1, 3, label="OLD")  # no cortex score: always kept
     kept = resolve_overlaps(_spans(doc, [(0, 2, "A", 0.99), (3, 4, "B", 0.9)]) + [existing])
     assert [(s.start, s.end, s.label_) for s in kept] == [(1, 3, "OLD"), (3, 4, "B")]
+
+
+def test_resolve_overlaps_prefers_the_more_specific_label_on_the_same_span():
+    doc = spacy.blank("en")("Charles Dickens wrote in London .")
+    subtypes = frozenset({("writer", "person"), ("country", "location")})
+    specs = [(0, 2, "person", 0.99), (0, 2, "writer", 0.8), (0, 3, "location", 0.995), (4, 5, "location", 0.9),
+             (4, 5, "city", 0.95)]
+    for perm in itertools.permutations(_spans(doc, specs)):
+        kept = resolve_overlaps(list(perm), subtypes)
+        # (0, 3) outscores the person span, so no writer either: only exact rivals count;
+        # "city" is no kind of "location" here, so the score decides
+        assert [(s.start, s.end, s.label_) for s in kept] == [(0, 3, "location"), (4, 5, "city")]
+    kept = resolve_overlaps(_spans(doc, specs[:2] + specs[3:]), subtypes)
+    assert [(s.start, s.end, s.label_) for s in kept] == [(0, 2, "writer"), (4, 5, "city")]
+    assert kept[0]._.cortex_score == pytest.approx(0.8)  # the specific label keeps its own score
+
+
+def test_resolve_overlaps_specificity_cycles_and_existing_ents():
+    doc = spacy.blank("en")("a b c d")
+    cycle = frozenset({("A", "B"), ("B", "C"), ("C", "A")})
+    specs = [(0, 2, "A", 0.7), (0, 2, "B", 0.9), (0, 2, "C", 0.8)]
+    assert [s.label_ for s in resolve_overlaps(_spans(doc, specs), cycle)] == ["B"]  # no winner: score
+    doc = spacy.blank("en")("a b c d")  # scores are stored on the doc: start afresh
+    existing = Span(doc, 0, 2, label="B")
+    kept = resolve_overlaps([existing] + _spans(doc, [(0, 2, "A", 0.9)]), frozenset({("A", "B")}))
+    assert [(s.label_, s._.cortex_score) for s in kept] == [("B", None)]  # existing entities stay
+
+
+def entail_stub(kinds):
+    """api.entail stand-in: "This is a X." implies "This is a Y." for (X, Y) in kinds."""
+    def entail(premises, hypotheses, model=None):
+        entail.calls += 1
+        noun = lambda s: s.split(" ", 3)[3].rstrip(".")
+        return [{"entailment": 0.9 if (noun(p), noun(h)) in kinds else 0.1} for p, h in zip(premises, hypotheses)]
+    entail.calls = 0
+    return entail
+
+
+def test_label_subtypes_are_one_way_implications(monkeypatch):
+    kinds = {("writer", "person"), ("country", "location"), ("location", "country"), ("organization", "person")}
+    monkeypatch.setattr(ner_module.api, "entail", entail_stub(kinds))
+    labels = ["person", "writer", "COUNTRY", "location", "organization"]
+    # label names read as in prompts ("COUNTRY" -> "country"); a two-way implication is no
+    # subtype; "an organization" gets its article
+    assert label_subtypes(labels, model=None) == {("writer", "person"), ("organization", "person")}
+
+
+class FakeModel:  # weakly referenced, as the real one
+    pass
+
+
+def test_prepare_judges_subtypes_once_per_model(monkeypatch):
+    stub = entail_stub({("writer", "person")})
+    monkeypatch.setattr(ner_module.api, "entail", stub)
+    task = make_ner_task(labels=["person", "writer"])
+    model_a, model_b = FakeModel(), FakeModel()
+    task.prepare(model_a)
+    task.prepare(model_a)
+    assert stub.calls == 1 and task.subtypes == {("writer", "person")}
+    task.prepare(model_b)  # another (e.g. reloaded) model judges again
+    assert stub.calls == 2
+    for idle in (make_ner_task(labels=["person"]), make_ner_task(labels=["person", "writer"], spans_key="sc"),
+                 make_ner_task(labels=["person", "writer"], prefer_specific=False)):
+        idle.prepare(model_a)
+        assert idle.subtypes == frozenset()
+    assert stub.calls == 2
+
+
+def test_pipeline_writes_the_more_specific_label(positive_checkpoint, monkeypatch):
+    # the positive model finds DOSE and DRUG on the same span with the same score; without
+    # subtypes the tie goes to "DOSE" (test_positive_model_marks_whole_text)
+    monkeypatch.setattr(ner_module.api, "entail", entail_stub({("drug", "dose")}))
+    assert [e.label_ for e in ner_nlp(positive_checkpoint)(TEXT).ents] == ["DRUG"]
+    off = ner_nlp(positive_checkpoint, prefer_specific=False)
+    assert [e.label_ for e in off(TEXT).ents] == ["DOSE"]
 
 
 def test_make_span_expands_to_token_boundaries():

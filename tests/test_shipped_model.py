@@ -44,3 +44,13 @@ def test_entailment():
 
 def test_default_model_is_cached():
     assert load_model() is load_model()
+
+
+def test_ner_prefers_the_more_specific_label():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex_ner", config={"labels": ["person", "writer", "politician", "location"]})
+    found = {(e.text, e.label_) for text in ("The novel Oliver Twist was written by Charles Dickens.",
+                                             "Senator Elizabeth Warren introduced the bill.",
+                                             "My neighbour Tom Jones fixed the car.") for e in nlp(text).ents}
+    assert {("Charles Dickens", "writer"), ("Elizabeth Warren", "politician"), ("Tom Jones", "person")} <= found
+    assert {("writer", "person"), ("politician", "person")} <= nlp.get_pipe("cortex_ner").task.subtypes

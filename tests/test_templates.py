@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from spacy_cortex.templates import TEMPLATES_DIR, label_prompts, label_words, task_template
+from spacy_cortex.templates import TEMPLATES_DIR, label_prompts, label_words, task_template, with_article
 
-TASKS = ["ner", "textcat", "entail", "similarity", "rank", "score"]
-PLACEHOLDERS = {"ner": "label", "textcat": "label", "entail": "hypothesis", "similarity": "text",
+TASKS = ["ner", "label_statement", "textcat", "entail", "similarity", "rank", "score"]
+PLACEHOLDERS = {"ner": "label", "label_statement": "label", "textcat": "label", "entail": "hypothesis", "similarity": "text",
                 "rank": "query", "score": "response"}
 
 
@@ -67,3 +67,8 @@ def test_label_prompts_empty(labels):
 def test_label_prompts_template_without_placeholder():
     with pytest.raises(ValueError, match="placeholder"):
         label_prompts(["a"], "Is it?")
+
+
+def test_with_article():
+    assert [with_article(n) for n in ("writer", "organization", "Award", "musical artist")] == [
+        "a writer", "an organization", "an Award", "a musical artist"]

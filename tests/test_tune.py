@@ -43,7 +43,8 @@ def test_sweeps_cover_every_setting(data, positive_checkpoint):
     # every word is "inside": the best span is the longest allowed, containing the answer
     assert all(r["exact"] == 0.0 and 0.0 < r["f1"] < 1.0 for r in bias)
     ner = T.sweep_ner(ev, T.read_bio(data / "raw" / "wnut17" / "dev.conll"), "Find {label}.")
-    assert [r["threshold"] for r in ner] == list(T.THRESHOLDS)
+    assert [(r["threshold"], r["prefer_specific"]) for r in ner] == [
+        (t, specific) for t in T.THRESHOLDS for specific in (False, True)]
     assert {r["template"] for r in ner} == {"Find {label}."}
     assert all(r["p"] == r["r"] == r["f"] == 0.0 for r in ner)  # whole sentences are never gold
 

@@ -28,6 +28,11 @@ def label_words(label: str) -> str:
     return label.replace("_", " ").lower() if label.isupper() or "_" in label else label
 
 
+def with_article(noun: str) -> str:
+    """'a writer', 'an author' (by spelling: good enough for the model)."""
+    return ("an " if noun[:1].lower() in "aeio" else "a ") + noun
+
+
 def strip_end(text: str) -> str:
     """Sentence without trailing punctuation, to embed it inside a question."""
     return text.strip().rstrip(" .!?")
