@@ -30,7 +30,7 @@ class NERTask(LabelPromptTask):
         self._judged_by: Optional[weakref.ref] = None  # the model that judged self.subtypes
 
     def prepare(self, model) -> None:
-        needed = self.prefer_specific and self.spans_key is None and len(self.labels) > 1
+        needed = self.prefer_specific and self.spans_key is None and len(self.label_prompts) > 1
         if needed and (self._judged_by is None or self._judged_by() is not model):
             self.subtypes = label_subtypes(self.labels, model)
             self._judged_by = weakref.ref(model)  # the pipeline holds the model once, in cortex
@@ -168,7 +168,8 @@ def make_cortex_ner(
     prefer_specific: when several labels find exactly the same span in Doc.ents, the label
         that is a kind of the others wins ("writer" over "person"), as the model's own NLI
         judges "This is a writer." against "This is a person." (label names read as in
-        prompts). Judged once per model for all label pairs, when the first batch is decoded.
+        prompts). Judged once per model for all label pairs, when the first batch is decoded
+        (a model fine-tuned in place keeps that first judgement).
     upstream: name of the cortex component (added if missing).
     """
     build = lambda: make_ner_task(labels, prompt, label, template, threshold, spans_key, prefer_specific)
