@@ -3,6 +3,7 @@
 Every function takes `model=` (a CortexModel, e.g. `nlp.get_pipe("cortex").model`); by
 default the shipped checkpoint is loaded once and reused.
 """
+import threading
 from functools import lru_cache
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -25,9 +26,19 @@ from .templates import label_prompts, strip_end, task_template
 Texts = Union[str, Sequence[str]]
 
 
-@lru_cache(maxsize=4)
+_LOAD_MODEL_LOCK = threading.Lock()
+
+
 def load_model(checkpoint: str = DEFAULT_CHECKPOINT, precision: str = "auto") -> CortexModel:
-    """A registered checkpoint name or a model folder, loaded once per process."""
+    """A registered checkpoint name or a model folder, loaded once per process, also when
+    several threads ask at once. Raises FileNotFoundError / CheckpointError for a name
+    that is not registered or a folder that is not a cortex checkpoint."""
+    with _LOAD_MODEL_LOCK:
+        return _load_model(checkpoint, precision)
+
+
+@lru_cache(maxsize=4)
+def _load_model(checkpoint: str, precision: str) -> CortexModel:
     return CortexModel.from_path(resolve_checkpoint(checkpoint), precision=precision)
 
 

@@ -1,5 +1,6 @@
 """Registered architectures: how the `cortex` component's model is built from config."""
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
 from spacy.util import registry
@@ -33,9 +34,12 @@ class CortexModelSpec:
 
     def deferred(self) -> CortexModel:
         """The configured checkpoint, resolved and read on first use."""
-        return CortexModel(
-            loader=lambda: load_hf_model(resolve_checkpoint(self.checkpoint)), **self.settings()
-        )
+        return CortexModel(loader=partial(load_checkpoint, self.checkpoint), **self.settings())
+
+
+def load_checkpoint(name_or_path: str):
+    """(hf_model, tokenizer) of a registered checkpoint name or a folder."""
+    return load_hf_model(resolve_checkpoint(name_or_path))
 
 
 @registry.architectures("spacy_cortex.CortexModel.v1")

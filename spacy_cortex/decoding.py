@@ -27,38 +27,59 @@ def _is_punctuation(text: str) -> bool:
     return all(unicodedata.category(c).startswith("P") for c in text)
 
 
+EMOJI_JOINERS = {"\u200d", "\ufe0e", "\ufe0f"}
+
+
+def _is_pictograph(text: str) -> bool:
+    """Emoji, pictographs, flags, skin tones, ™ ® © °: never part of an entity or answer,
+    wherever they stand. ASCII symbols (C++, $) and currency or maths signs (€5, ±2) are
+    handled like punctuation."""
+    return all(
+        c in EMOJI_JOINERS or (not c.isascii() and unicodedata.category(c) in ("So", "Sk"))
+        for c in text
+    )
+
+
+def _trimmable(text: str, words: np.ndarray, i: int, inner: int) -> bool:
+    """Whether edge word i may go: a pictograph always; punctuation when a space separates
+    it from its inner neighbour `inner` ("( Reuters" -> "Reuters", "U.S." keeps its dot)."""
+    word = text[words[i, 0] : words[i, 1]]
+    if _is_pictograph(word):
+        return True
+    return _is_punctuation(word) and (inner == i or words[min(i, inner), 1] < words[max(i, inner), 0])
+
+
 def trim_punctuation(text: str, words: np.ndarray, lo: int, hi: int) -> Tuple[int, int]:
-    """Drop punctuation-only words at the edges of the word range [lo, hi) when a space
-    separates them from the rest ("( Reuters" -> "Reuters", but "U.S." keeps its dot).
-    Returns an empty range (lo == hi) when only punctuation remains."""
-    while lo < hi and _is_punctuation(text[words[lo, 0] : words[lo, 1]]) and (
-        lo + 1 == hi or words[lo, 1] < words[lo + 1, 0]
-    ):
+    """Drop edge words of the word range [lo, hi) that are pictographs, or punctuation set
+    off by a space. Returns an empty range (lo == hi) when nothing else remains."""
+    while lo < hi and _trimmable(text, words, lo, min(lo + 1, hi - 1)):
         lo += 1
-    while lo < hi and _is_punctuation(text[words[hi - 1, 0] : words[hi - 1, 1]]) and (
-        lo == hi - 1 or words[hi - 2, 1] < words[hi - 1, 0]
-    ):
+    while lo < hi and _trimmable(text, words, hi - 1, max(hi - 2, lo)):
         hi -= 1
     return lo, hi
 
 
 def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
-    """Maximal runs of words whose inside-probability reaches the threshold, edge
-    punctuation trimmed; a span's score is the mean inside-probability of its words."""
+    """Maximal runs of words whose inside-probability reaches the threshold, never across a
+    line break (a list of names, one per line, is one entity per line), edge pictographs
+    and spaced punctuation trimmed; a span's score is the mean inside-probability of its
+    words."""
     inside = result.word_probs()[:, POSITIVE]
     words = result.encoded.word_spans
+    text = result.encoded.text
+    breaks = result.encoded.line_starts
     spans = []
     start = None
     for i in range(len(inside) + 1):
         active = i < len(inside) and inside[i] >= threshold
-        if active and start is None:
-            start = i
-        elif not active and start is not None:
-            lo, hi = trim_punctuation(result.encoded.text, words, start, i)
+        if start is not None and (not active or breaks[i]):
+            lo, hi = trim_punctuation(text, words, start, i)
             if lo < hi:
                 score = float(inside[lo:hi].mean())
                 spans.append(CharSpan(int(words[lo, 0]), int(words[hi - 1, 1]), score))
             start = None
+        if active and start is None:
+            start = i
     return spans
 
 
@@ -110,14 +131,21 @@ def answer_probability(result: RequestResult) -> float:
 
 
 def classification_probs(result: RequestResult) -> np.ndarray:
-    """(3,) [CLS] probabilities of a classification prompt, averaged over windows."""
-    return result.cls_probs.mean(axis=0)
+    """(3,) [CLS] probabilities of a prompt with a graded answer (NLI, sentiment): the
+    windows' probabilities averaged, weighted by their context tokens, so that a long text
+    is judged as a whole and a 2-token greeting window counts for little."""
+    weights = result.window_sizes if result.window_sizes is not None else np.ones(len(result.cls_probs))
+    weights = np.maximum(np.asarray(weights, dtype=np.float64), 1.0)
+    return (result.cls_probs * weights[:, None]).sum(axis=0) / weights.sum()
 
 
 def yes_probability(result: RequestResult) -> float:
-    """P(yes) of a yes/no prompt, with neutral mass split evenly."""
-    probs = classification_probs(result)
-    return float(probs[POSITIVE] + 0.5 * probs[NEUTRAL])
+    """P(yes) of a yes/no prompt ("Is this text about refunds?", "Does it mention X?"),
+    neutral mass split evenly, from the window that says yes most strongly: a label
+    applies to a long text when one part of it shows it, however much unrelated text
+    follows."""
+    probs = result.cls_probs
+    return float((probs[:, POSITIVE] + 0.5 * probs[:, NEUTRAL]).max())
 
 
 def label_distribution(yes_probs: np.ndarray, exclusive: bool) -> np.ndarray:

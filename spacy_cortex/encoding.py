@@ -6,9 +6,10 @@ overlapping windows so nothing is truncated.
 """
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from tokenizers import Regex, models, pre_tokenizers
 
 # Label ids of the 3-class head (DESIGN.md).
 NEUTRAL, POSITIVE, NEGATIVE = 0, 1, 2
@@ -23,6 +24,27 @@ class PromptTooLongError(ValueError):
     pass
 
 
+# Symbol characters (emoji, pictographs, flags, ™ ®, €, ±, ...), with the joiners and
+# variation selectors that build emoji sequences. BERT's pre-tokenizer splits punctuation
+# but not these, so "Apple🍎" is one word, and WordPiece turns a word it cannot spell
+# wholly into [UNK]: the entity disappears.
+SYMBOLS = r"[\p{S}\x{200D}\x{FE0E}\x{FE0F}]"
+
+
+def isolate_symbols(tokenizer) -> None:
+    """Make every symbol character a word of its own in a WordPiece tokenizer (in place,
+    idempotent): "Apple🍎" -> "apple", "[UNK]" instead of one "[UNK]". Tokenizers of other
+    kinds (byte-level BPE, SentencePiece) spell any character and are left alone."""
+    backend = tokenizer.backend_tokenizer
+    if not isinstance(backend.model, models.WordPiece) or SYMBOLS in str(backend.pre_tokenizer.__getstate__()):
+        return
+    split = pre_tokenizers.Split(Regex(SYMBOLS), behavior="isolated")
+    backend.pre_tokenizer = pre_tokenizers.Sequence([split, backend.pre_tokenizer])
+
+
+LINE_BREAKS = frozenset("\n\r\v\f\x85\u2028\u2029")
+
+
 @dataclass
 class EncodedText:
     """A context tokenized once: sub-token ids, their character offsets and word ids."""
@@ -31,6 +53,7 @@ class EncodedText:
     ids: np.ndarray  # (n,) int64
     offsets: np.ndarray  # (n, 2) character offsets into text
     word_ids: np.ndarray  # (n,) index of the pre-tokenizer word of each sub-token
+    _windows: Dict[Tuple[int, int], List[Tuple[int, int]]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -46,6 +69,47 @@ class EncodedText:
         np.minimum.at(spans[:, 0], self.word_ids, self.offsets[:, 0])
         np.maximum.at(spans[:, 1], self.word_ids, self.offsets[:, 1])
         return spans
+
+    @cached_property
+    def word_breaks(self) -> np.ndarray:
+        """(n_words,) the break before each word: WORD, SENTENCE (after . ! ? and before a
+        capital, digit or quote), LINE (a line break inside a sentence: wrapped text, a list) or
+        PARAGRAPH (a blank line, or a line break after a sentence end)."""
+        is_break = np.fromiter((c in LINE_BREAKS for c in self.text), dtype=bool, count=len(self.text))
+        seen = np.concatenate([[0], np.cumsum(is_break)])  # line breaks before each character
+        spans = self.word_spans
+        levels = np.full(len(spans), WORD, dtype=np.int8)
+        if not len(spans):
+            return levels
+        levels[0] = PARAGRAPH
+        lines = seen[spans[1:, 0]] - seen[spans[:-1, 1]]
+        ends = np.array([self.text[a:b][-1:] in SENTENCE_ENDS for a, b in spans[:-1]], dtype=bool)
+        opens = np.array([not self.text[a:b][:1].islower() for a, b in spans[1:]], dtype=bool)
+        levels[1:][ends & opens] = SENTENCE
+        levels[1:][lines == 1] = LINE
+        levels[1:][(lines >= 2) | ((lines == 1) & ends)] = PARAGRAPH
+        return levels
+
+    @property
+    def line_starts(self) -> np.ndarray:
+        """(n_words,) bool: a line break stands between word i - 1 and word i."""
+        return self.word_breaks >= LINE
+
+    @cached_property
+    def breaks(self) -> np.ndarray:
+        """(n,) per sub-token: the break before it (INSIDE_WORD for a word's later pieces)."""
+        levels = np.full(len(self.ids), INSIDE_WORD, dtype=np.int8)
+        first = np.ones(len(self.ids), dtype=bool)
+        first[1:] = self.word_ids[1:] != self.word_ids[:-1]
+        levels[first] = self.word_breaks[self.word_ids[first]]
+        return levels
+
+    def windows(self, room: int, stride: int) -> List[Tuple[int, int]]:
+        """context_windows of this text, computed once per (room, stride)."""
+        key = (room, stride)
+        if key not in self._windows:
+            self._windows[key] = context_windows(self.breaks, room, stride)
+        return self._windows[key]
 
 
 def encode_text(tokenizer, text: str) -> EncodedText:
@@ -82,15 +146,58 @@ def context_room(tokenizer, n_prompt: int, max_length: int) -> int:
     return room
 
 
-def window_starts(n_context: int, room: int, stride: int) -> List[int]:
-    """Start offsets of windows of `room` tokens covering n_context tokens, consecutive
-    windows overlapping by `stride` tokens."""
-    if n_context <= room:
-        return [0]
-    step = max(room - stride, 1)
-    starts = list(range(0, n_context - room, step))
-    starts.append(n_context - room)
-    return starts
+# Where a window may begin or end, from worst to best: inside a word, at a word, a
+# sentence, a line, a paragraph (blank line).
+INSIDE_WORD, WORD, SENTENCE, LINE, PARAGRAPH = range(5)
+SENTENCE_ENDS = frozenset(".!?\u2026")
+# A window closed at a paragraph break is topped up with the next paragraphs only while it
+# holds fewer context tokens than this: headers, greetings and list items get company,
+# paragraphs of their own are read alone, as the model was trained.
+PACK_BELOW_TOKENS = 48
+
+
+def context_windows(breaks: np.ndarray, room: int, stride: int) -> List[Tuple[int, int]]:
+    """(start, end) sub-token ranges of the windows over a context of len(breaks) tokens.
+
+    breaks: (n,) how good a window edge lies just before each token (INSIDE_WORD ..
+    PARAGRAPH; `EncodedText.breaks`). A window never crosses a paragraph break (short
+    paragraphs are packed together below PACK_BELOW_TOKENS) and never cuts a word. A
+    paragraph longer than `room` is cut at its best break (sentence > word) in the second
+    half of the room, the next window starting at the best break among the last `stride`
+    tokens, so consecutive windows overlap by at most `stride` whole sentences or words.
+    """
+    n = len(breaks)
+    if n == 0:
+        return [(0, 0)]
+    paragraphs = np.flatnonzero(breaks >= PARAGRAPH)
+    paragraphs = np.append(paragraphs[paragraphs > 0], n)
+    windows = []
+    start = 0
+    while start < n:
+        k = int(np.searchsorted(paragraphs, start, side="right"))
+        end = int(paragraphs[k])
+        while end - start < PACK_BELOW_TOKENS and k + 1 < len(paragraphs) and paragraphs[k + 1] - start <= room:
+            k += 1
+            end = int(paragraphs[k])
+        if end - start <= room:
+            windows.append((start, end))
+            start = end
+            continue
+        end = _best_break(breaks, start + room // 2 + 1, start + room, latest=True, default=start + room)
+        windows.append((start, end))
+        # the next window starts past the middle of this one, at most `stride` tokens back
+        start = _best_break(breaks, max(end - stride, (start + end) // 2 + 1), end - 1, latest=False, default=end)
+    return windows
+
+
+def _best_break(breaks: np.ndarray, lo: int, hi: int, latest: bool, default: int) -> int:
+    """Position in [lo, hi] of the best break (the latest or earliest of equals); `default`
+    if the range is empty or no position in it starts a word (one very long word)."""
+    levels = breaks[lo : hi + 1]
+    if not len(levels) or levels.max() < WORD:
+        return default
+    found = np.flatnonzero(levels == levels.max())
+    return lo + int(found[-1] if latest else found[0])
 
 
 def build_input(tokenizer, prompt_ids: np.ndarray, context_ids: np.ndarray) -> np.ndarray:
@@ -188,6 +295,7 @@ class RequestResult:
     cls_probs: np.ndarray  # (n_windows, 3): [CLS] probabilities of each window
     token_probs: np.ndarray  # (n_context_tokens, 3), windows merged
     encoded: EncodedText = field(repr=False)
+    window_sizes: Optional[np.ndarray] = None  # (n_windows,) context tokens of each window
 
     def word_probs(self) -> np.ndarray:
         """(n_words, 3): mean probabilities of each word's sub-tokens."""

@@ -4,7 +4,9 @@ runs every (prompt, context) request of a batch together.
 import contextlib
 import copy
 import json
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -20,10 +22,10 @@ from .encoding import (
     context_room,
     encode_prompt,
     encode_text,
+    isolate_symbols,
     merge_windows,
     pad_batch,
     token_budget_batches,
-    window_starts,
 )
 
 NUM_LABELS = 3
@@ -32,6 +34,13 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+
+logger = logging.getLogger("spacy_cortex")
+
+# transformers' from_pretrained patches process-wide torch state while it builds a model
+# (empty "meta" weights, default dtype): two loads at once leave meta tensors behind, in the
+# model and in any torch module created later. Every load in this process takes this lock.
+_LOAD_LOCK = threading.RLock()
 
 
 class CheckpointError(ValueError):
@@ -65,7 +74,14 @@ def _one_thread_after_fork() -> None:
         torch.set_num_threads(1)
 
 
-os.register_at_fork(after_in_child=_one_thread_after_fork)
+def _quiet_tokenizers_before_fork() -> None:
+    """tokenizers prints a warning in every forked child (nlp.pipe(n_process=N)) once the
+    parent has used its thread pool, and then turns that pool off in the child anyway:
+    saying so up front keeps the children quiet. A value the user set is kept."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+os.register_at_fork(before=_quiet_tokenizers_before_fork, after_in_child=_one_thread_after_fork)
 
 
 def weights_version(module: torch.nn.Module) -> Tuple[int, ...]:
@@ -85,11 +101,17 @@ def check_checkpoint_dir(path: Path) -> None:
 
 
 def load_hf_model(path: Union[str, Path], fresh_head: bool = False):
-    """Load tokenizer and token-classification model from a local folder.
+    """Load tokenizer and token-classification model from a local folder (thread-safe).
 
     With fresh_head, `path` is a base encoder and a new 3-class head is initialised.
+    Raises CheckpointError for a folder that is missing, has no safetensors weights, has a
+    head of another size or no fast tokenizer.
     """
-    path = Path(path)
+    with _LOAD_LOCK:
+        return _load_hf_model(Path(path), fresh_head)
+
+
+def _load_hf_model(path: Path, fresh_head: bool):
     check_checkpoint_dir(path)
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     if fresh_head:
@@ -108,6 +130,7 @@ def load_hf_model(path: Union[str, Path], fresh_head: bool = False):
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
     if not tokenizer.is_fast:
         raise CheckpointError(f"{path}: a fast tokenizer (tokenizer.json) is needed for offsets")
+    isolate_symbols(tokenizer)
     return model, tokenizer
 
 
@@ -135,7 +158,9 @@ class CortexModel:
         precision: str = "auto",
     ):
         """Give hf_model + tokenizer, or a loader returning both on first use (so a
-        pipeline can be built and inspected without reading the weights)."""
+        pipeline can be built and inspected without reading the weights). The loader runs
+        once, whichever thread asks first; give a picklable one (a module-level function
+        or functools.partial) so that the model pickles before it is loaded (spawn)."""
         if (hf_model is None) == (loader is None):
             raise ValueError("Give either hf_model and tokenizer, or a loader")
         if stride >= max_length // 2:
@@ -150,17 +175,33 @@ class CortexModel:
         self.precision = resolve_precision(precision)
         self._bf16_copy: Optional[Tuple[Tuple[int, ...], torch.nn.Module]] = None
         self._prompt_cache: Dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()  # guards the deferred load and the bf16 copy
         if hf_model is not None:
             self._check_length()
+
+    def __getstate__(self) -> dict:
+        # Locks do not pickle; the bf16 copy is made again where it is needed.
+        state = dict(self.__dict__, _bf16_copy=None)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @property
     def loaded(self) -> bool:
         return self._hf_model is not None
 
     def _ensure_loaded(self) -> None:
-        if self._hf_model is None:
-            self._hf_model, self._tokenizer = self._loader()
-            self._check_length()
+        if self._hf_model is not None:
+            return
+        with self._lock:
+            if self._hf_model is None:  # another thread may have loaded it meanwhile
+                hf_model, tokenizer = self._loader()
+                self._tokenizer = tokenizer
+                self._hf_model = hf_model  # set last: `loaded` means both are there
+                self._check_length()
 
     def _check_length(self) -> None:
         limit = getattr(self._hf_model.config, "max_position_embeddings", self.max_length)
@@ -217,8 +258,8 @@ class CortexModel:
         for i, (prompt, encoded) in enumerate(requests):
             prompt_ids = self.prompt_ids(prompt)
             room = context_room(self.tokenizer, len(prompt_ids), self.max_length)
-            for start in window_starts(len(encoded), room, self.stride):
-                context = encoded.ids[start : start + room]
+            for start, end in encoded.windows(room, self.stride):
+                context = encoded.ids[start:end]
                 ids = build_input(self.tokenizer, prompt_ids, context)
                 windows.append(Window(i, start, ids, len(prompt_ids)))
         return windows
@@ -243,9 +284,10 @@ class CortexModel:
         if self.precision != "bf16":
             return model
         version = weights_version(model)
-        if self._bf16_copy is None or self._bf16_copy[0] != version:
-            self._bf16_copy = (version, copy.deepcopy(model).to(torch.bfloat16).eval())
-        return self._bf16_copy[1]
+        with self._lock:
+            if self._bf16_copy is None or self._bf16_copy[0] != version:
+                self._bf16_copy = (version, copy.deepcopy(model).to(torch.bfloat16).eval())
+            return self._bf16_copy[1]
 
     def logits(self, module: torch.nn.Module, batch) -> torch.Tensor:
         with self.autocast():  # keeps LayerNorm and softmax in fp32 on the bf16 copy
@@ -261,7 +303,7 @@ class CortexModel:
         global _ran_in_this_process
         _ran_in_this_process = True
         windows = self.windows(requests)
-        cls_parts: List[List[Tuple[int, np.ndarray]]] = [[] for _ in requests]
+        cls_parts: List[List[Tuple[int, int, np.ndarray]]] = [[] for _ in requests]
         token_parts: List[List[Tuple[int, np.ndarray]]] = [[] for _ in requests]
         was_training = self.hf_model.training
         self.hf_model.eval()
@@ -269,11 +311,12 @@ class CortexModel:
             with torch.inference_mode():
                 module = self.inference_model  # resolved once per run, not per batch
                 for batch in self.batches(windows):
+                    logger.debug("pass: %d windows x %d tokens", *batch.input_ids.shape)
                     probs = torch.softmax(self.logits(module, batch), dim=-1).numpy()
                     for row, window in zip(probs, batch.windows):
                         n_context = len(window.input_ids) - window.context_offset - 1
                         offset = window.context_offset
-                        cls_parts[window.request].append((window.start, row[0]))
+                        cls_parts[window.request].append((window.start, n_context, row[0]))
                         token_parts[window.request].append(
                             (window.start, row[offset : offset + n_context])
                         )
@@ -282,9 +325,10 @@ class CortexModel:
         results = []
         for (prompt, encoded), cls_rows, token_rows in zip(requests, cls_parts, token_parts):
             cls_rows.sort(key=lambda part: part[0])
-            cls_probs = np.stack([row for _, row in cls_rows])
+            cls_probs = np.stack([row for _, _, row in cls_rows])
+            sizes = np.array([size for _, size, _ in cls_rows], dtype=np.int64)
             token_probs = merge_windows(len(encoded), token_rows)
-            results.append(RequestResult(cls_probs, token_probs, encoded))
+            results.append(RequestResult(cls_probs, token_probs, encoded, sizes))
         return results
 
     def run_texts(self, pairs: Iterable[Tuple[str, str]]) -> List[RequestResult]:

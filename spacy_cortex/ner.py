@@ -29,6 +29,10 @@ class NERTask(LabelPromptTask):
         self.subtypes: Subtypes = frozenset()
         self._judged_by: Optional[weakref.ref] = None  # the model that judged self.subtypes
 
+    def __getstate__(self) -> dict:
+        # A weak reference does not pickle; an unpickled task judges again on first use.
+        return dict(self.__dict__, _judged_by=None)
+
     def prepare(self, model) -> None:
         needed = self.prefer_specific and self.spans_key is None and len(self.label_prompts) > 1
         if needed and (self._judged_by is None or self._judged_by() is not model):

@@ -169,7 +169,11 @@ def test_cls_decisions():
     r = make_result(["a"], [0.5], cls_probs=[(0.2, 0.7, 0.1), (0.0, 0.3, 0.7)])
     assert answer_probability(r) == pytest.approx(0.7)  # the best window decides
     assert np.allclose(classification_probs(r), [0.1, 0.5, 0.4])  # mean over windows
-    assert yes_probability(r) == pytest.approx(0.5 + 0.5 * 0.1)  # neutral split evenly
+    # a yes/no prompt: the window that says yes most strongly, neutral mass split evenly
+    assert yes_probability(r) == pytest.approx(0.7 + 0.5 * 0.2)
+    # graded answers weigh windows by their context tokens
+    r.window_sizes = np.array([300, 100])
+    assert np.allclose(classification_probs(r), [0.15, 0.6, 0.25])
 
 
 def test_label_distribution_exclusive_vs_multilabel():

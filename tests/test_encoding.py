@@ -22,7 +22,13 @@ from spacy_cortex.encoding import (
     token_budget_batches,
     PASS_COST_TOKENS,
     token_type_ids,
-    window_starts,
+    context_windows,
+    INSIDE_WORD,
+    LINE,
+    PACK_BELOW_TOKENS,
+    PARAGRAPH,
+    SENTENCE,
+    WORD,
 )
 
 
@@ -34,31 +40,75 @@ def tok():
 # --- windowing -----------------------------------------------------------------------------
 
 
+def random_breaks(n: int, seed: int) -> np.ndarray:
+    """Break levels as a text has them: the first token opens a paragraph, a few
+    paragraph, line and sentence breaks, mostly word starts, some word pieces."""
+    rng = np.random.default_rng(seed)
+    levels = rng.choice([INSIDE_WORD, WORD, SENTENCE, LINE, PARAGRAPH], size=n, p=[0.2, 0.65, 0.1, 0.03, 0.02])
+    levels[0] = PARAGRAPH
+    return levels.astype(np.int8)
+
+
 @pytest.mark.parametrize(
-    "n_context,room,stride",
-    [(1, 10, 2), (10, 10, 2), (11, 10, 2), (100, 10, 3), (1000, 61, 16), (5000, 110, 64), (97, 20, 19)],
+    "n_context,room,stride,seed",
+    [(1, 10, 2, 0), (10, 10, 2, 1), (11, 10, 2, 2), (100, 20, 3, 3), (1000, 61, 16, 4),
+     (5000, 110, 64, 5), (97, 20, 9, 6), (400, 40, 0, 7)],
 )
-def test_window_starts_cover_every_token_with_stride_overlap(n_context, room, stride):
-    starts = window_starts(n_context, room, stride)
-    assert starts[0] == 0
-    assert starts == sorted(set(starts))
+def test_context_windows_cover_every_token_and_respect_breaks(n_context, room, stride, seed):
+    breaks = random_breaks(n_context, seed)
+    windows = context_windows(breaks, room, stride)
     covered = np.zeros(n_context, dtype=int)
-    for s in starts:
-        assert 0 <= s and s + min(room, n_context) <= n_context
-        covered[s : s + room] += 1
-    assert covered.min() >= 1  # nothing cut off
-    if n_context <= room:
-        assert starts == [0]
-        return
-    assert starts[-1] + room == n_context  # the last window ends at the last token
-    for a, b in zip(starts, starts[1:]):
-        assert room - (b - a) >= stride  # consecutive windows share at least `stride` tokens
-    for a, b in zip(starts[:-2], starts[1:-1]):
-        assert b - a == room - stride  # regular windows overlap by exactly `stride`
+    for (start, end), (next_start, _) in zip(windows, windows[1:] + [(n_context, None)]):
+        assert 0 <= start < end <= n_context and end - start <= room
+        assert start < next_start <= end  # in order, no gap, overlap only inside a paragraph
+        assert end - next_start <= stride
+        covered[start:end] += 1
+        inner = breaks[start + 1 : end]
+        if next_start < end:  # an overlapping cut is inside one paragraph
+            assert not (inner >= PARAGRAPH).any()
+        if (inner >= PARAGRAPH).any():  # paragraphs share a window only when packed small
+            first = start + 1 + int(np.flatnonzero(inner >= PARAGRAPH)[0])
+            assert first - start < PACK_BELOW_TOKENS
+    assert covered.min() >= 1
+    assert windows[0][0] == 0 and windows[-1][1] == n_context
 
 
-def test_window_starts_zero_length_context():
-    assert window_starts(0, 10, 2) == [0]
+def test_context_windows_cut_at_the_best_break_and_never_inside_a_word():
+    breaks = np.full(100, INSIDE_WORD, dtype=np.int8)
+    breaks[::2] = WORD  # two-piece words
+    breaks[0] = PARAGRAPH
+    breaks[30] = SENTENCE
+    breaks[45] = SENTENCE
+    windows = context_windows(breaks, room=40, stride=20)
+    assert windows[0] == (0, 30)  # the sentence break in the second half of the room
+    assert windows[1][0] == 16  # at most 20 tokens back, past the middle, at a word start
+    assert all(breaks[s] >= WORD for s, _ in windows)
+    assert all(e == 100 or breaks[e] >= WORD for _, e in windows)
+
+
+def test_context_windows_one_paragraph_per_window():
+    breaks = np.full(300, WORD, dtype=np.int8)
+    breaks[[0, 100, 200]] = PARAGRAPH
+    assert context_windows(breaks, room=250, stride=64) == [(0, 100), (100, 200), (200, 300)]
+    breaks[[10, 20]] = PARAGRAPH  # short paragraphs (a header, a greeting) are packed
+    assert context_windows(breaks, room=250, stride=64) == [(0, 100), (100, 200), (200, 300)]
+
+
+def test_context_windows_zero_length_context():
+    assert context_windows(np.zeros(0, dtype=np.int8), 10, 2) == [(0, 0)]
+
+
+def test_encoded_text_breaks(tok):
+    text = "Attendees: Ann Lee\nBob Ray. Done.\n\nNew para. lower after dot"
+    encoded = encode_text(tok, text)
+    levels = {text[a:b]: level for (a, b), level in zip(encoded.word_spans, encoded.word_breaks)}
+    assert levels["Attendees"] == PARAGRAPH and levels["Ann"] == WORD
+    assert levels["Bob"] == LINE  # a line break inside a sentence (a list, wrapped text)
+    assert levels["Done"] == SENTENCE
+    assert levels["New"] == PARAGRAPH and levels["lower"] == WORD
+    assert encoded.line_starts.tolist() == [lvl >= LINE for lvl in encoded.word_breaks]
+    pieces = encoded.breaks[1:][encoded.word_ids[1:] == encoded.word_ids[:-1]]
+    assert (pieces == INSIDE_WORD).all()
 
 
 def test_merge_windows_takes_each_token_from_most_central_window():
