@@ -21,7 +21,7 @@ from .decoding import (
 from .encoding import NEGATIVE, NEUTRAL, POSITIVE
 from .model import CortexModel
 from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
-from .templates import label_prompts, strip_end, task_template
+from .templates import check_none_label, label_prompts, strip_end, task_template
 
 Texts = Union[str, Sequence[str]]
 
@@ -47,11 +47,27 @@ def _model(model: Optional[CortexModel]) -> CortexModel:
 
 
 def _as_list(texts: Texts) -> List[str]:
+    """One string is one item (never iterated character by character)."""
     return [texts] if isinstance(texts, str) else list(texts)
 
 
+def _require_text(name: str, value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_threshold(threshold: float) -> None:
+    if not 0.0 < threshold < 1.0:  # 0 would mark every word, 1 none
+        raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
+
+
 def extract(texts: Texts, prompt: str, *, threshold: float = SPAN_THRESHOLD, model=None) -> List[List[dict]]:
-    """Spans of each text that answer the prompt: [{text, start_char, end_char, score}]."""
+    """Spans of each text that answer the prompt: [{text, start_char, end_char, score}]
+    per text (score in [0, 1]: mean inside-probability of the span's words). Raises
+    ValueError for an empty prompt or a threshold outside (0, 1)."""
+    _require_text("prompt", prompt)
+    _check_threshold(threshold)
     texts = _as_list(texts)
     results = _model(model).run_texts((prompt, t) for t in texts)
     return [[s.as_dict(t) for s in threshold_spans(r, threshold)] for t, r in zip(texts, results)]
@@ -59,27 +75,38 @@ def extract(texts: Texts, prompt: str, *, threshold: float = SPAN_THRESHOLD, mod
 
 def classify(
     texts: Texts,
-    labels: Union[Sequence[str], Dict[str, str]],
+    labels: Union[str, Sequence[str], Dict[str, str]],
     *,
     template: Optional[str] = None,
     exclusive: bool = True,
+    none_label: Optional[str] = None,
     model=None,
 ) -> List[Dict[str, float]]:
-    """{label: probability} for each text; one yes/no prompt per label."""
+    """{label: probability} for each text; one yes/no prompt per label (a string is one
+    label). exclusive: normalized over the labels (one label alone: its P(yes));
+    none_label: adds that key with P(no label applies) (see decoding.label_distribution).
+    Raises ValueError for empty labels or prompts, or a template without {label}."""
     texts = _as_list(texts)
-    prompts = label_prompts(labels, template or task_template("textcat"))
+    prompts = label_prompts(labels, template, "textcat")
+    check_none_label(none_label, prompts)
     names = sorted(prompts)
+    keys = names + ([none_label] if none_label is not None else [])
     results = _model(model).run_texts((prompts[n], t) for t in texts for n in names)
     out = []
     for i in range(len(texts)):
         yes = np.array([yes_probability(r) for r in results[i * len(names) : (i + 1) * len(names)]])
-        out.append(dict(zip(names, map(float, label_distribution(yes, exclusive)))))
+        probs = label_distribution(yes, exclusive, none_of_these=none_label is not None)
+        out.append(dict(zip(keys, map(float, probs))))
     return out
 
 
 def answer(question: str, contexts: Texts, *, max_answer_words: int = 30, model=None) -> List[dict]:
     """Best answer span of each context: {text, start_char, end_char, score,
-    has_answer} (text None for an empty context)."""
+    has_answer} (text None for an empty context). Raises ValueError for an empty question
+    or max_answer_words < 1."""
+    _require_text("question", question)
+    if max_answer_words < 1:
+        raise ValueError(f"max_answer_words must be at least 1, got {max_answer_words}")
     contexts = _as_list(contexts)
     results = _model(model).run_texts((question, c) for c in contexts)
     answers = []
@@ -106,9 +133,12 @@ def _nli(probs: np.ndarray) -> Dict[str, float]:
 
 
 def _pairs(a: Texts, b: Texts):
+    """Two equally long lists, one text paired with each of many either way round."""
     a, b = _as_list(a), _as_list(b)
     if len(a) == 1 and len(b) > 1:
         a = a * len(b)
+    elif len(b) == 1 and len(a) > 1:
+        b = b * len(a)
     if len(a) != len(b):
         raise ValueError(f"Got {len(a)} and {len(b)} texts: pass equal numbers, or one and many")
     return a, b
@@ -124,16 +154,22 @@ def similarity(a: Texts, b: Texts, *, model=None) -> List[float]:
     return [(scores[i] + scores[n + i]) / 2 for i in range(n)]
 
 
-def rank(query: str, passages: Sequence[str], *, model=None) -> List[dict]:
-    """Passages ordered by relevance to the query: [{index, score}], best first."""
+def rank(query: str, passages: Texts, *, model=None) -> List[dict]:
+    """Passages ordered by relevance to the query: [{index, score}], best first (a string
+    is one passage). Raises ValueError for an empty query."""
+    _require_text("query", query)
+    passages = _as_list(passages)
     results = _model(model).run_texts((task_template("rank").format(query=strip_end(query)), p) for p in passages)
     scores = [yes_probability(r) for r in results]
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     return [{"index": i, "score": scores[i]} for i in order]
 
 
-def score(instruction: str, candidates: Sequence[str], *, model=None) -> List[float]:
+def score(instruction: str, candidates: Texts, *, model=None) -> List[float]:
     """Cappy-style: probability that each candidate response is correct for the
-    instruction (the instruction is the context, so long instructions are windowed)."""
+    instruction (the instruction is the context, so long instructions are windowed); a
+    string is one candidate. Raises ValueError for an empty instruction."""
+    _require_text("instruction", instruction)
+    candidates = _as_list(candidates)
     pairs = [(task_template("score").format(response=c), instruction) for c in candidates]
     return [yes_probability(r) for r in _model(model).run_texts(pairs)]

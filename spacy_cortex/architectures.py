@@ -1,11 +1,13 @@
 """Registered architectures: how the `cortex` component's model is built from config."""
+import sys
 from dataclasses import dataclass
 from functools import partial
 from typing import Optional
 
+import spacy.util
 from spacy.util import registry
 
-from .model import CortexModel, load_hf_model, resolve_precision
+from .model import CortexModel, check_checkpoint_dir, load_hf_model, resolve_precision, stored_fp16
 from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 
@@ -38,8 +40,9 @@ class CortexModelSpec:
 
 
 def load_checkpoint(name_or_path: str):
-    """(hf_model, tokenizer) of a registered checkpoint name or a folder."""
-    return load_hf_model(resolve_checkpoint(name_or_path))
+    """(hf_model, tokenizer, stored_fp16) of a registered checkpoint name or a folder."""
+    path = resolve_checkpoint(name_or_path)
+    return (*load_hf_model(path), stored_fp16(path))
 
 
 @registry.architectures("spacy_cortex.CortexModel.v1")
@@ -51,9 +54,24 @@ def cortex_model_v1(
     precision: str = "auto",
 ) -> CortexModelSpec:
     """checkpoint: a registered name (default "cortex-mini-en") or a path to a Hugging Face
-    token-classification folder with 3 labels and safetensors weights.
+    token-classification folder with 3 labels and safetensors weights; checked here (not
+    read: the weights load on first use), except while spacy.load builds a saved pipeline.
     max_length: tokens per window; stride: overlap of consecutive windows of a long text;
     max_batch_tokens: padded tokens per forward pass; precision: "auto" (bf16 where the
     CPU has native bf16, else fp32), "fp32" or "bf16"."""
     resolve_precision(precision)  # an unknown name fails at config time
+    if not loading_saved_pipeline():  # a missing or wrong checkpoint fails at add_pipe / assemble
+        check_checkpoint_dir(resolve_checkpoint(checkpoint))
     return CortexModelSpec(checkpoint, max_length, stride, max_batch_tokens, precision)
+
+
+def loading_saved_pipeline() -> bool:
+    """Whether spacy.load is building a saved pipeline: it creates every component from
+    the saved config and then reads the weights from the pipeline folder (from_disk), so
+    the configured checkpoint need not exist there (a pipeline moved to another machine)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is spacy.util.load_model_from_path.__code__:
+            return True
+        frame = frame.f_back
+    return False

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .decoding import SPAN_THRESHOLD
 from .registry import DEFAULT_CHECKPOINT
-from .templates import label_prompts, task_template
+from .templates import label_prompts
 
 app = typer.Typer(add_completion=False, help="spacy_cortex command line")
 
@@ -34,10 +34,15 @@ def read_texts(path: Path) -> Iterator[str]:
 
 
 def parse_labels(values: List[str]) -> dict:
-    """'LABEL' or 'LABEL=prompt' -> {label: prompt or None}."""
+    """'LABEL' or 'LABEL=prompt' -> {label: prompt or None}; an empty or repeated label is
+    a usage error naming the option value."""
     labels = {}
     for value in values:
         label, _, prompt = value.partition("=")
+        if not label.strip():
+            raise typer.BadParameter(f"--ner {value!r}: the label before '=' is empty")
+        if label.strip() in labels:
+            raise typer.BadParameter(f"--ner {value!r}: label {label.strip()!r} is given twice")
         labels[label.strip()] = prompt.strip() or None
     return labels
 
@@ -48,8 +53,8 @@ def build_pipeline(model: str, precision: str, ner: List[str], cats: List[str],
     nlp.add_pipe("cortex", config={"model": {"checkpoint": model, "precision": precision}})
     if ner:
         labels = parse_labels(ner)
-        template = task_template("ner")  # for labels given without a prompt
-        config_labels = {label: prompt or label_prompts([label], template)[label]
+        # labels given without a prompt get the NER template
+        config_labels = {label: prompt or label_prompts(label, None, "ner")[label]
                          for label, prompt in labels.items()}
         nlp.add_pipe("cortex_ner", config={"labels": config_labels, "threshold": threshold,
                                            "prefer_specific": prefer_specific})

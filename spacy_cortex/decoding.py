@@ -148,13 +148,18 @@ def yes_probability(result: RequestResult) -> float:
     return float((probs[:, POSITIVE] + 0.5 * probs[:, NEUTRAL]).max())
 
 
-def label_distribution(yes_probs: np.ndarray, exclusive: bool) -> np.ndarray:
-    """Per-label yes-probabilities -> exclusive distribution (normalized) or independent
-    multi-label probabilities."""
-    if not exclusive:
-        return yes_probs
-    total = yes_probs.sum()
-    if total <= 0:
-        return np.full_like(yes_probs, 1.0 / len(yes_probs))
-    return yes_probs / total
+def label_distribution(yes_probs: np.ndarray, exclusive: bool, none_of_these: bool = False) -> np.ndarray:
+    """(n,) per-label yes-probabilities -> label scores in [0, 1].
 
+    exclusive: normalized over the labels (sums to 1); one label is a yes/no question and
+    keeps its P(yes). Otherwise independent multi-label probabilities.
+    none_of_these: one more entry at the end, P(no label applies) = prod(1 - P(yes)) (the
+    labels judged independently); exclusive labels then share the rest, 1 - P(none), in
+    proportion to their P(yes)."""
+    probs = np.asarray(yes_probs, dtype=np.float64)
+    none = float(np.prod(1.0 - probs))
+    if exclusive and len(probs) > 1:
+        total = probs.sum()
+        share = probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
+        probs = share * (1.0 - none if none_of_these else 1.0)
+    return np.append(probs, none) if none_of_these else probs

@@ -12,6 +12,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
 from .encoding import (
@@ -89,7 +90,9 @@ def weights_version(module: torch.nn.Module) -> Tuple[int, ...]:
     return tuple(p._version for p in module.parameters())
 
 
-def check_checkpoint_dir(path: Path) -> None:
+def check_checkpoint_dir(path: Path, head: bool = True) -> None:
+    """Raises CheckpointError unless `path` is a folder with config.json and safetensors
+    weights and (with `head`) a config of NUM_LABELS labels. Reads no weights."""
     if not path.is_dir():
         raise CheckpointError(f"Cortex checkpoint folder not found: {path}")
     if not (path / "config.json").exists():
@@ -98,6 +101,21 @@ def check_checkpoint_dir(path: Path) -> None:
         raise CheckpointError(
             f"{path} has no {WEIGHTS_FILE}: weights are read from safetensors only"
         )
+    if head:
+        config = json.loads((path / "config.json").read_text(encoding="utf8"))
+        n_labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
+        if n_labels != NUM_LABELS:
+            raise CheckpointError(
+                f"{path} has a head of {n_labels} labels; a cortex checkpoint needs "
+                f"{NUM_LABELS} (neutral / positive / negative)"
+            )
+
+
+def stored_fp16(path: Path) -> bool:
+    """Whether the safetensors weights in `path` are stored in fp16 (header only)."""
+    with safe_open(str(path / WEIGHTS_FILE), framework="pt") as weights:
+        name = next(iter(weights.keys()), None)
+        return name is not None and weights.get_slice(name).get_dtype() == "F16"
 
 
 def load_hf_model(path: Union[str, Path], fresh_head: bool = False):
@@ -112,7 +130,7 @@ def load_hf_model(path: Union[str, Path], fresh_head: bool = False):
 
 
 def _load_hf_model(path: Path, fresh_head: bool):
-    check_checkpoint_dir(path)
+    check_checkpoint_dir(path, head=not fresh_head)
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     if fresh_head:
         config.num_labels = NUM_LABELS
@@ -150,15 +168,18 @@ class CortexModel:
         hf_model=None,
         tokenizer=None,
         *,
-        loader: Optional[Callable[[], Tuple[object, object]]] = None,
+        loader: Optional[Callable[[], Tuple[object, object, bool]]] = None,
+        stored_fp16: bool = False,
         max_length: int = 384,
         stride: int = 64,
         max_batch_tokens: int = 2048,
         max_batch_size: int = 128,
         precision: str = "auto",
     ):
-        """Give hf_model + tokenizer, or a loader returning both on first use (so a
-        pipeline can be built and inspected without reading the weights). The loader runs
+        """Give hf_model + tokenizer, or a loader returning (hf_model, tokenizer,
+        stored_fp16) on first use (so a pipeline can be built and inspected without reading
+        the weights). stored_fp16: the weights came from fp16 safetensors, so that `save`
+        writes fp16 again while they are unchanged. The loader runs
         once, whichever thread asks first; give a picklable one (a module-level function
         or functools.partial) so that the model pickles before it is loaded (spawn)."""
         if (hf_model is None) == (loader is None):
@@ -176,8 +197,17 @@ class CortexModel:
         self._bf16_copy: Optional[Tuple[Tuple[int, ...], torch.nn.Module]] = None
         self._prompt_cache: Dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # guards the deferred load and the bf16 copy
+        self._stored_fp16 = stored_fp16
+        self._loaded_version: Optional[Tuple[int, ...]] = None
         if hf_model is not None:
-            self._check_length()
+            self._loaded(hf_model, tokenizer, stored_fp16)
+
+    def _loaded(self, hf_model, tokenizer, fp16: bool) -> None:
+        self._tokenizer = tokenizer
+        self._stored_fp16 = fp16
+        self._loaded_version = weights_version(hf_model)
+        self._hf_model = hf_model  # set last: `loaded` means everything is there
+        self._check_length()
 
     def __getstate__(self) -> dict:
         # Locks do not pickle; the bf16 copy is made again where it is needed.
@@ -198,10 +228,7 @@ class CortexModel:
             return
         with self._lock:
             if self._hf_model is None:  # another thread may have loaded it meanwhile
-                hf_model, tokenizer = self._loader()
-                self._tokenizer = tokenizer
-                self._hf_model = hf_model  # set last: `loaded` means both are there
-                self._check_length()
+                self._loaded(*self._loader())
 
     def _check_length(self) -> None:
         limit = getattr(self._hf_model.config, "max_position_embeddings", self.max_length)
@@ -221,17 +248,22 @@ class CortexModel:
     @classmethod
     def from_path(cls, path: Union[str, Path], **kwargs) -> "CortexModel":
         model, tokenizer = load_hf_model(path)
-        return cls(model, tokenizer, **kwargs)
+        return cls(model, tokenizer, stored_fp16=stored_fp16(Path(path)), **kwargs)
 
     @classmethod
     def from_base(cls, path: Union[str, Path], **kwargs) -> "CortexModel":
         model, tokenizer = load_hf_model(path, fresh_head=True)
         return cls(model, tokenizer, **kwargs)
 
-    def save(self, path: Union[str, Path], fp16: bool = False) -> None:
+    def save(self, path: Union[str, Path], fp16: Optional[bool] = None) -> None:
+        """Write a Hugging Face folder (safetensors, tokenizer, cortex.json). fp16: None
+        (default) keeps what was loaded (fp16 weights stay fp16 unless training changed
+        them, so a saved pipeline is no larger than its checkpoint), True / False force it."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         model = self.hf_model
+        if fp16 is None:
+            fp16 = self._stored_fp16 and weights_version(model) == self._loaded_version
         if fp16:
             model = type(model)(model.config)
             model.load_state_dict(self.hf_model.state_dict())

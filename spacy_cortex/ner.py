@@ -136,7 +136,7 @@ def make_ner_task(
         if not prompt or not label:
             raise ValueError("The short form needs both `prompt` and `label`")
         labels = {label: prompt}
-    prompts = label_prompts(labels, template or task_template("ner"))
+    prompts = label_prompts(labels, template, "ner")
     return NERTask(prompts, threshold, spans_key, prefer_specific)
 
 

@@ -5,10 +5,11 @@ which prompts it needs for each doc, runs all (prompt, window) requests together
 leaves the probabilities on the doc for the task components to decode.
 """
 import bisect
+import logging
 import random
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import srsly
 import torch
@@ -31,6 +32,7 @@ DEFAULT_MODEL_CONFIG = {
     "precision": "auto",
 }
 RESULTS_ATTR = "cortex_results"
+logger = logging.getLogger("spacy_cortex")
 
 
 def install_extensions() -> None:
@@ -112,6 +114,7 @@ class Cortex(Pipe):
     def attach(self, listeners: Sequence["CortexTask"], docs: Sequence[Doc]) -> None:
         """Run the prompts every listener needs for every doc in one batched call."""
         prompts = [sorted({p for task in listeners for p in task.prompts(doc)}) for doc in docs]
+        logger.debug("%s: %d docs for %s", self.name, len(docs), [task.name for task in listeners])
         for doc, results in zip(docs, self.run(docs, prompts)):
             doc._.set(RESULTS_ATTR, results)
 
@@ -125,6 +128,8 @@ class Cortex(Pipe):
             for prompt in doc_prompts:
                 requests.append((prompt, encoded))
                 owners.append((i, prompt))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s: prompts run: %s", self.name, sorted({p for ps in prompts for p in ps}))
         outputs: List[Dict[str, RequestResult]] = [{} for _ in docs]
         for (i, prompt), result in zip(owners, model.run(requests)):
             outputs[i][prompt] = result
@@ -218,6 +223,27 @@ class CortexTask(Pipe):
     def prompts(self, doc: Doc) -> List[str]:
         return self.task.prompts(doc)
 
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """The labels this component writes (entity types, categories, or the questions
+        that label its answer spans); listed in meta.json by spaCy."""
+        return tuple(self.task.labels)
+
+    def cortex(self) -> "Cortex":
+        """The cortex component this one listens to. Raises ValueError naming it when it
+        is not in the pipeline (removed or renamed)."""
+        if self.upstream not in self.nlp.component_names:
+            raise ValueError(
+                f"{self.name!r} listens to the cortex component {self.upstream!r}, which is not "
+                f"in the pipeline (components: {self.nlp.component_names}). Add it with "
+                f"nlp.add_pipe('cortex', name={self.upstream!r}, first=True), or set this "
+                "component's `upstream` to the cortex component's name."
+            )
+        cortex = self.nlp.get_pipe(self.upstream)
+        if not isinstance(cortex, Cortex):
+            raise ValueError(f"{self.name!r} listens to {self.upstream!r}, which is not a cortex component")
+        return cortex
+
     def training_records(self, example: Example) -> List[dict]:
         """The task's gold answers as unified training records (see convert.py)."""
         records = [dict(record, task=self.name) for record in self.task.training_records(example.reference)]
@@ -233,7 +259,7 @@ class CortexTask(Pipe):
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         for docs in minibatch(stream, size=batch_size):
             self.fill_missing(docs)
-            self.task.prepare(self.nlp.get_pipe(self.upstream).model)
+            self.task.prepare(self.cortex().model)
             for doc in docs:
                 self.task.apply(doc, doc._.get(RESULTS_ATTR))
                 if self.is_last_listener():
@@ -252,8 +278,7 @@ class CortexTask(Pipe):
                 missing_prompts.append(needed)
         if not missing_docs:
             return
-        cortex = self.nlp.get_pipe(self.upstream)
-        for doc, results in zip(missing_docs, cortex.run(missing_docs, missing_prompts)):
+        for doc, results in zip(missing_docs, self.cortex().run(missing_docs, missing_prompts)):
             merged = dict(doc._.get(RESULTS_ATTR) or {})
             merged.update(results)
             doc._.set(RESULTS_ATTR, merged)

@@ -2,10 +2,10 @@
 import re
 import string
 from collections import Counter
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from .decoding import answer_probability, best_span, yes_probability
@@ -58,6 +58,11 @@ class QATask(Task):
         self.no_answer_threshold = no_answer_threshold
         self.max_answer_words = max_answer_words
 
+    @property
+    def labels(self) -> List[str]:
+        """The configured questions: the labels of the answer spans in Doc.spans."""
+        return [q["question"] for q in self.questions]
+
     def doc_questions(self, doc: Doc) -> List[Dict[str, str]]:
         extra = [normalize_question(q) for q in (doc._.cortex_questions or [])]
         return self.questions + extra
@@ -65,20 +70,24 @@ class QATask(Task):
     def prompts(self, doc: Doc) -> List[str]:
         return [q["question"] for q in self.doc_questions(doc)]
 
-    def answer(self, doc: Doc, question: Dict[str, str], result) -> dict:
+    def answer(self, doc: Doc, question: Dict[str, str], result) -> Tuple[dict, Optional[Span]]:
+        """The answer entry and, for a found extractive answer, its span: the spaCy tokens
+        that cover the best span, so that the entry and Doc.spans give the same text and
+        offsets ('m_okafor99', not the word piece 'm')."""
         entry = {"question": question["question"], "type": question["type"], "text": None,
                  "start_char": None, "end_char": None}
         if question["type"] == "boolean":
             p_yes = yes_probability(result)
             entry.update(text="yes" if p_yes >= 0.5 else "no", score=max(p_yes, 1 - p_yes))
-            return entry
+            return entry, None
         p_answer = answer_probability(result)
-        span = best_span(result, self.max_answer_words)
-        if span is None or p_answer < self.no_answer_threshold:
+        found = best_span(result, self.max_answer_words)
+        if found is None or p_answer < self.no_answer_threshold:
             entry["score"] = 1.0 - p_answer  # confidence that there is no answer
-            return entry
-        entry.update(span.as_dict(doc.text), score=span.score)
-        return entry
+            return entry, None
+        span = make_span(doc, found.start_char, found.end_char, question["question"], found.score)
+        entry.update(text=span.text, start_char=span.start_char, end_char=span.end_char, score=found.score)
+        return entry, span
 
     def training_records(self, reference: Doc) -> List[dict]:
         """Gold answer spans from reference.spans["cortex_qa"] (label = question); a
@@ -91,13 +100,9 @@ class QATask(Task):
         return [{"prompt": q, "context": reference.text, "spans": spans} for q, spans in answers.items()]
 
     def apply(self, doc: Doc, results) -> None:
-        answers = [self.answer(doc, q, results[q["question"]]) for q in self.doc_questions(doc)]
-        doc._.cortex_answers = answers
-        doc.spans[SPANS_KEY] = [
-            make_span(doc, a["start_char"], a["end_char"], a["question"], a["score"])
-            for a in answers
-            if a["start_char"] is not None
-        ]
+        answered = [self.answer(doc, q, results[q["question"]]) for q in self.doc_questions(doc)]
+        doc._.cortex_answers = [entry for entry, _ in answered]
+        doc.spans[SPANS_KEY] = [span for _, span in answered if span is not None]
 
     def score(self, examples: Iterable[Example]) -> Dict[str, float]:
         """SQuAD exact match / F1 against gold answers in reference.spans["cortex_qa"]

@@ -10,13 +10,20 @@ from spacy.training import Example
 from .decoding import label_distribution, yes_probability
 from .pipeline import CortexTask, LabelPromptTask, make_task_component
 from .registry import tasks
-from .templates import label_prompts, task_template
+from .templates import check_none_label, label_prompts
 
 
 class TextCatTask(LabelPromptTask):
-    def __init__(self, prompts: Dict[str, str], exclusive: bool, threshold: float):
+    def __init__(self, prompts: Dict[str, str], exclusive: bool, threshold: float,
+                 none_label: Optional[str] = None):
         super().__init__(prompts, threshold)
+        check_none_label(none_label, prompts)
         self.exclusive = exclusive
+        self.none_label = none_label
+
+    @property
+    def labels(self) -> List[str]:
+        return super().labels + ([self.none_label] if self.none_label else [])
 
     def training_records(self, reference: Doc) -> List[dict]:
         return [
@@ -27,8 +34,9 @@ class TextCatTask(LabelPromptTask):
         ]
 
     def apply(self, doc: Doc, results) -> None:
-        yes = np.array([yes_probability(results[self.label_prompts[l]]) for l in self.labels])
-        probs = label_distribution(yes, self.exclusive)
+        asked = sorted(self.label_prompts)
+        yes = np.array([yes_probability(results[self.label_prompts[label]]) for label in asked])
+        probs = label_distribution(yes, self.exclusive, none_of_these=self.none_label is not None)
         doc.cats.update({label: float(p) for label, p in zip(self.labels, probs)})
 
     def score(self, examples: Iterable[Example]) -> Dict[str, float]:
@@ -44,8 +52,9 @@ def make_textcat_task(
     template: Optional[str] = None,
     exclusive: bool = True,
     threshold: float = 0.5,
+    none_label: Optional[str] = None,
 ) -> TextCatTask:
-    return TextCatTask(label_prompts(labels, template or task_template("textcat")), exclusive, threshold)
+    return TextCatTask(label_prompts(labels, template, "textcat"), exclusive, threshold, none_label)
 
 
 @Language.factory(
@@ -53,7 +62,7 @@ def make_textcat_task(
     assigns=["doc.cats"],
     default_config={
         "labels": None, "template": None, "exclusive": True, "threshold": 0.5,
-        "upstream": "cortex",
+        "none_label": None, "upstream": "cortex",
     },
     default_score_weights={"cats_score": 1.0},
 )
@@ -64,6 +73,7 @@ def make_cortex_textcat(
     template: Optional[str],
     exclusive: bool,
     threshold: float,
+    none_label: Optional[str],
     upstream: str,
 ) -> CortexTask:
     """Zero-shot text classification: P(label applies) from one prompt per label.
@@ -71,9 +81,13 @@ def make_cortex_textcat(
     labels: list of labels (prompt from `template`) or {label: prompt}.
     template: prompt template with {label} (default "Is this text about {label}?").
     exclusive: True normalizes over labels (one label per text); False scores each
-        label independently (multi-label).
+        label independently (multi-label). A single label is a yes/no question either
+        way: its score is P(yes), not 1.0.
     threshold: decision threshold used when scoring multi-label output.
+    none_label: a category name (e.g. "none") for "none of these": its score is the
+        probability that no label applies (each label judged alone); exclusive labels
+        share the rest. None (default): no such category.
     upstream: name of the cortex component (added if missing).
     """
-    build = lambda: make_textcat_task(labels, template, exclusive, threshold)
+    build = lambda: make_textcat_task(labels, template, exclusive, threshold, none_label)
     return make_task_component(nlp, name, upstream, build)

@@ -65,7 +65,7 @@ def sweep_answer_bias(ev: Evaluator, rows: Sequence[dict]) -> List[dict]:
 def sweep_ner(ev: Evaluator, sentences: Sequence, template: str) -> List[dict]:
     """The cortex_ner decoding (spans per label, overlaps resolved by score, with or without
     the most specific label winning) per threshold, the labels prompted through `template`."""
-    prompts = label_prompts(list(WNUT_NAMES.values()), template)
+    prompts = label_prompts(list(WNUT_NAMES.values()), template, "ner")
     by_tag = {tag: prompts[name] for tag, name in WNUT_NAMES.items()}
     texts = [ev.words_doc(words).text for words, _ in sentences]
     flat = ev.model.run_texts((p, text) for text in texts for p in by_tag.values())

@@ -8,7 +8,7 @@ from thinc.api import Config
 
 from spacy_cortex import registry
 from spacy_cortex.architectures import CortexModelSpec, cortex_model_v1
-from spacy_cortex.model import CortexModel
+from spacy_cortex.model import CheckpointError, CortexModel
 from spacy_cortex.pipeline import DEFAULT_MODEL_CONFIG
 
 
@@ -43,13 +43,28 @@ def test_spec_from_config(tiny_checkpoint):
     assert (model.max_length, model.stride, model.max_batch_tokens, model.precision) == (96, 24, 1000, "bf16")
 
 
-def test_spec_load_from_other_folder(tiny_checkpoint, tmp_path):
-    spec = cortex_model_v1(checkpoint=str(tmp_path / "missing"), max_length=64, stride=16)
+def test_spec_load_from_other_folder(tiny_checkpoint, positive_checkpoint):
+    spec = cortex_model_v1(checkpoint=str(tiny_checkpoint), max_length=64, stride=16)
     # an explicit folder (as in from_disk) wins over the configured checkpoint
-    model = spec.load(str(tiny_checkpoint))
+    model = spec.load(str(positive_checkpoint))
     assert model.max_length == 64
-    with pytest.raises(FileNotFoundError):
-        spec.load()
+    [result] = model.run_texts([("find", "refund")])
+    assert result.token_probs[0, 1] > 0.99  # the positive checkpoint's weights
+
+
+def test_missing_or_wrong_checkpoint_fails_when_the_config_is_resolved(tmp_path, tiny_checkpoint):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        cortex_model_v1(checkpoint=str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="missing"):
+        spacy.blank("en").add_pipe("cortex", config={"model": {"checkpoint": str(tmp_path / "missing")}})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.json"):
+        cortex_model_v1(checkpoint=str(tmp_path / "empty"))
+    from conftest import build_checkpoint
+
+    two = build_checkpoint(tmp_path / "two-labels", num_labels=2)
+    with pytest.raises(CheckpointError, match="2 labels"):
+        cortex_model_v1(checkpoint=str(two))
 
 
 def test_bad_precision():

@@ -345,13 +345,27 @@ def test_bad_precision():
         nlp.add_pipe("cortex", config={"model": {"precision": "int8"}})
 
 
-def test_missing_checkpoint_path(tmp_path):
+def test_missing_checkpoint_path_fails_at_add_pipe(tmp_path):
     nlp = spacy.blank("en")
     missing = str(tmp_path / "no_such_model")
-    nlp.add_pipe("cortex", config={"model": {"checkpoint": missing}})  # loads lazily
-    nlp.add_pipe("cortex_ner", config={"labels": ["X"]})
     with pytest.raises(FileNotFoundError, match="no_such_model"):
-        nlp("some text")
+        nlp.add_pipe("cortex", config={"model": {"checkpoint": missing}})
+    assert nlp.pipe_names == []
+
+
+def test_saved_pipeline_loads_where_its_checkpoint_is_gone(tmp_path):
+    """spacy.load reads the weights from the pipeline folder: the checkpoint it was built
+    from need not exist any more (a pipeline moved to another machine)."""
+    from conftest import build_checkpoint
+
+    checkpoint = build_checkpoint(tmp_path / "ckpt")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint)}})
+    nlp.add_pipe("cortex_ner", config={"labels": ["X"]})
+    nlp.to_disk(tmp_path / "pipe")
+    shutil.rmtree(checkpoint)
+    loaded = spacy.load(tmp_path / "pipe")
+    assert [e.text for e in loaded("some text").ents] == [e.text for e in nlp("some text").ents]
 
 
 def test_two_label_checkpoint_in_pipeline(tmp_path):
@@ -359,10 +373,8 @@ def test_two_label_checkpoint_in_pipeline(tmp_path):
 
     path = build_checkpoint(tmp_path / "two", num_labels=2)
     nlp = spacy.blank("en")
-    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(path)}})
-    nlp.add_pipe("cortex_textcat", config={"labels": ["a", "b"]})
     with pytest.raises(CheckpointError, match="2 labels"):
-        nlp("some text")
+        nlp.add_pipe("cortex", config={"model": {"checkpoint": str(path)}})
 
 
 def test_bad_task_config_leaves_pipeline_untouched():
@@ -372,7 +384,7 @@ def test_bad_task_config_leaves_pipeline_untouched():
     assert nlp.pipe_names == []  # no cortex added for a component that failed
 
 
-def test_listener_protocol_check_does_not_load_the_model(monkeypatch, tmp_path):
+def test_listener_protocol_check_does_not_load_the_model(monkeypatch, tmp_path, tiny_checkpoint):
     """spaCy runs isinstance(proc, ListenedToComponent) after every add_pipe and on load;
     on Python < 3.12 that hasattr()s the protocol members in random (hash) order, so it
     must never trigger (or fail) loading the weights."""
@@ -387,13 +399,15 @@ def test_listener_protocol_check_does_not_load_the_model(monkeypatch, tmp_path):
             lambda cls: sorted(original(cls), key=lambda a: (a != "model", a)),  # 'model' first
         )
     nlp = spacy.blank("en")
-    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tmp_path / "missing")}})
+    checkpoint = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint)}})
     nlp.add_pipe("cortex_ner", config={"labels": ["X"]})
     cortex = nlp.get_pipe("cortex")
     assert not isinstance(cortex, ty.ListenedToComponent)
     assert not cortex.model.loaded
-    with pytest.raises(FileNotFoundError):
-        cortex.model.hf_model  # a real access still loads (and reports the missing folder)
+    (checkpoint / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="safetensors"):
+        cortex.model.hf_model  # a real access still loads (and reports what is wrong)
 
 
 # --- training through spaCy (nlp.update) --------------------------------------------------------

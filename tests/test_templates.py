@@ -44,29 +44,60 @@ def test_training_prompts_json_is_valid():
 @pytest.mark.parametrize(
     "label,words",
     [("SPORTS_NEWS", "sports news"), ("DRUG", "drug"), ("side_effect", "side effect"),
-     ("Person", "Person"), ("billing", "billing"), ("iPhone", "iPhone")],
+     ("Person", "Person"), ("billing", "billing"), ("iPhone", "iPhone"),
+     # abbreviations users type (spaCy / CoNLL labels) read as words: "Find all org" found nothing
+     ("ORG", "organization"), ("LOC", "location"), ("PER", "person"), ("PERSON", "person"),
+     ("GPE", "country, city or state"), ("WORK_OF_ART", "work of art"), ("org", "org")],
 )
 def test_label_words(label, words):
     assert label_words(label) == words
 
 
 def test_label_prompts_list_and_dict():
-    assert label_prompts(["DRUG", "dose"], "Find {label}.") == {"DRUG": "Find drug.", "dose": "Find dose."}
+    assert label_prompts(["DRUG", "dose"], "Find {label}.", "ner") == {"DRUG": "Find drug.", "dose": "Find dose."}
     prompts = {"DRUG": "Which medications?", "DOSE": "What doses?"}
-    assert label_prompts(prompts, "ignored {label}") == prompts
-    assert label_prompts({"A": "x"}, "no placeholder needed for dicts") == {"A": "x"}
-    assert label_prompts(("a",), "{label}?") == {"a": "a?"}
+    assert label_prompts(prompts, None, "ner") == prompts
+    assert label_prompts(("a",), "{label}?", "ner") == {"a": "a?"}
+    assert label_prompts(["ORG"], None, "ner") == {"ORG": "Find all organization mentioned in the text."}
+
+
+def test_label_prompts_one_string_is_one_label():
+    assert label_prompts("sports", "Is it {label}?", "textcat") == {"sports": "Is it sports?"}
+
+
+def test_label_prompts_template_beside_dict_warns():
+    with pytest.warns(UserWarning, match="not used"):
+        assert label_prompts({"A": "x"}, "Find {label}.", "ner") == {"A": "x"}
+
+
+def test_label_prompts_duplicates_warn():
+    with pytest.warns(UserWarning, match=r"more than once.*'a'"):
+        assert label_prompts(["a", "b", "a"], None, "ner") == {
+            "a": "Find all a mentioned in the text.", "b": "Find all b mentioned in the text."}
 
 
 @pytest.mark.parametrize("labels", [[], {}, None, ()])
 def test_label_prompts_empty(labels):
     with pytest.raises(ValueError, match="No labels"):
-        label_prompts(labels, "{label}")
+        label_prompts(labels, "{label}", "ner")
 
 
-def test_label_prompts_template_without_placeholder():
-    with pytest.raises(ValueError, match="placeholder"):
-        label_prompts(["a"], "Is it?")
+@pytest.mark.parametrize("labels,match", [
+    (["a", ""], "Label 2 is empty"), (["  "], "Label 1 is empty"), ({"": "Find it."}, "Label 1 is empty"),
+    ({"X": "  "}, "'X' has an empty prompt"),
+])
+def test_label_prompts_blank_labels_and_prompts(labels, match):
+    with pytest.raises(ValueError, match=match):
+        label_prompts(labels, None, "ner")
+
+
+@pytest.mark.parametrize("template,match", [
+    ("Is it?", "no {label} placeholder"), ("Is {label} a {kind}?", r"other than {label}: {kind}"),
+    ("Is {label} {", "not a valid format string"),
+])
+def test_label_prompts_bad_template(template, match):
+    with pytest.raises(ValueError, match=match):
+        label_prompts(["a"], template, "ner")
 
 
 def test_with_article():
