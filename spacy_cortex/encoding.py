@@ -4,6 +4,7 @@ Every input is `[CLS] prompt [SEP] context-window [SEP]`. A context is tokenized
 (`EncodedText`) and reused for every prompt asked of it; long contexts are cut into
 overlapping windows so nothing is truncated.
 """
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -36,10 +37,11 @@ def isolate_symbols(tokenizer) -> None:
     idempotent): "Apple🍎" -> "apple", "[UNK]" instead of one "[UNK]". Tokenizers of other
     kinds (byte-level BPE, SentencePiece) spell any character and are left alone."""
     backend = tokenizer.backend_tokenizer
-    if not isinstance(backend.model, models.WordPiece) or SYMBOLS in str(backend.pre_tokenizer.__getstate__()):
+    state = backend.pre_tokenizer.__getstate__().decode("utf8") if backend.pre_tokenizer else ""
+    if not isinstance(backend.model, models.WordPiece) or json.dumps(SYMBOLS) in state:
         return
     split = pre_tokenizers.Split(Regex(SYMBOLS), behavior="isolated")
-    backend.pre_tokenizer = pre_tokenizers.Sequence([split, backend.pre_tokenizer])
+    backend.pre_tokenizer = pre_tokenizers.Sequence([split] + ([backend.pre_tokenizer] if backend.pre_tokenizer else []))
 
 
 LINE_BREAKS = frozenset("\n\r\v\f\x85\u2028\u2029")

@@ -335,6 +335,8 @@ class CortexModel:
         global _ran_in_this_process
         _ran_in_this_process = True
         windows = self.windows(requests)
+        logger.debug("%d requests -> %d windows (max_length %d, stride %d)",
+                     len(requests), len(windows), self.max_length, self.stride)
         cls_parts: List[List[Tuple[int, int, np.ndarray]]] = [[] for _ in requests]
         token_parts: List[List[Tuple[int, np.ndarray]]] = [[] for _ in requests]
         was_training = self.hf_model.training

@@ -142,3 +142,37 @@ def test_load_model_by_name_is_cached(tiny_checkpoint):
 def test_public_names():
     for name in spacy_cortex.__all__:
         assert hasattr(spacy_cortex, name)
+
+
+def test_a_string_is_one_label_passage_or_candidate(model):
+    """classify(text, "sports") scored the labels s/p/o/r/t."""
+    [cats] = classify("a sports text", "sports", model=model)
+    assert list(cats) == ["sports"] and 0.0 <= cats["sports"] <= 1.0
+    assert len(rank("Which drug?", "atorvastatin was given", model=model)) == 1
+    assert len(score("Say a drug.", "atorvastatin", model=model)) == 1
+
+
+def test_classify_none_label(model):
+    [cats] = classify("a refund", ["refund", "billing"], none_label="none", model=model)
+    assert set(cats) == {"refund", "billing", "none"} and sum(cats.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda m: extract("text", "Which drug?", threshold=1.5, model=m), "threshold"),
+    (lambda m: extract("text", "Which drug?", threshold=0.0, model=m), "threshold"),
+    (lambda m: extract("text", "  ", model=m), "prompt"),
+    (lambda m: answer("", "context", model=m), "question"),
+    (lambda m: answer("Who?", "context", max_answer_words=0, model=m), "max_answer_words"),
+    (lambda m: rank(" ", ["a"], model=m), "query"),
+    (lambda m: score("", ["a"], model=m), "instruction"),
+    (lambda m: classify("text", ["a", ""], model=m), "empty"),
+    (lambda m: classify("text", "x", template="Is it {topic}?", model=m), "placeholder"),
+])
+def test_bad_arguments_are_named(model, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(model)
+
+
+def test_similarity_broadcasts_one_text_either_way(model):
+    many = ["a drug was given", "shipping", "billing"]
+    assert similarity(many, "refund", model=model) == pytest.approx(similarity("refund", many, model=model))

@@ -43,3 +43,16 @@ def test_annotate_writes_one_line_per_input_line(tiny_checkpoint, tmp_path):
     records = [json.loads(line) for line in out.read_text(encoding="utf8").splitlines()]
     assert [r["text"] for r in records] == ["Maria took aspirin.", "", "🙂 fine"]
     assert all(set(r["cats"]) == {"health", "sports"} and len(r["answers"]) == 1 for r in records)
+
+
+import pytest
+import typer
+
+
+@pytest.mark.parametrize("values,match", [
+    (["=Which drugs?"], "label before '=' is empty"), (["  = x"], "label before '=' is empty"),
+    (["DRUG", "DRUG=Which?"], "given twice"),
+])
+def test_parse_labels_rejects_empty_and_repeated_labels(values, match):
+    with pytest.raises(typer.BadParameter, match=match):
+        parse_labels(values)

@@ -187,3 +187,62 @@ def test_label_distribution_exclusive_vs_multilabel():
     assert multi.sum() == pytest.approx(1.8)
     uniform = label_distribution(np.zeros(4), exclusive=True)
     assert np.allclose(uniform, 0.25)
+
+
+def make_text_result(text, inside_by_word):
+    """A RequestResult over a real text (words split on whitespace): word i gets inside
+    probability inside_by_word[i]."""
+    import re
+
+    spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    n = len(spans)
+    encoded = EncodedText(text, np.arange(n, dtype=np.int64) + 100,
+                          np.asarray(spans, dtype=np.int64).reshape(-1, 2), np.arange(n, dtype=np.int64))
+    probs = np.asarray([[0.0, p, 1.0 - p] for p in inside_by_word], dtype=np.float32).reshape(-1, 3)
+    return RequestResult(np.asarray([[0.2, 0.5, 0.3]]), probs, encoded)
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r\n", "\n\n", " \n ", "\u2028"])
+def test_threshold_spans_never_cross_a_line_break(separator):
+    text = separator.join(["Margaret Okafor", "John Smith", "Priya Patel"])
+    r = make_text_result(text, [0.99] * 6)
+    assert [text[s.start_char:s.end_char] for s in threshold_spans(r, 0.5)] == [
+        "Margaret Okafor", "John Smith", "Priya Patel"]
+
+
+def test_threshold_spans_join_words_on_one_line():
+    text = "Margaret Okafor John Smith"
+    r = make_text_result(text, [0.99, 0.99, 0.2, 0.99])  # the model's own dip splits
+    assert [text[s.start_char:s.end_char] for s in threshold_spans(r, 0.5)] == ["Margaret Okafor", "Smith"]
+
+
+@pytest.mark.parametrize("text,inside,expected", [
+    ("😀 Margaret Okafor visited", [0.9, 0.99, 0.99, 0.0], "Margaret Okafor"),
+    ("Margaret Okafor 👩‍💻 visited", [0.99, 0.99, 0.9, 0.0], "Margaret Okafor"),
+    ("™ Apple ®", [0.9, 0.99, 0.9], "Apple"),
+    ("🇺🇸 USA", [0.9, 0.99], "USA"),
+    ("C ++ rocks", [0.99, 0.99, 0.0], "C ++"),  # ASCII symbols stay (a name can end in them)
+    ("€ 5 each", [0.99, 0.99, 0.0], "€ 5"),  # currency signs stay (amounts)
+])
+def test_pictographs_never_enter_a_span(text, inside, expected):
+    r = make_text_result(text, inside)
+    assert [text[s.start_char:s.end_char] for s in threshold_spans(r, 0.5)] == [expected]
+
+
+def test_a_pictograph_alone_is_no_span():
+    r = make_text_result("hello 🍎 there", [0.0, 0.99, 0.0])
+    assert threshold_spans(r, 0.5) == []
+
+
+def test_label_distribution_one_label_is_a_yes_no_question():
+    assert np.allclose(label_distribution(np.array([0.2]), exclusive=True), [0.2])
+    assert np.allclose(label_distribution(np.array([0.9]), exclusive=True), [0.9])
+
+
+def test_label_distribution_none_of_these():
+    yes = np.array([0.1, 0.2])
+    probs = label_distribution(yes, exclusive=True, none_of_these=True)
+    none = 0.9 * 0.8
+    assert np.allclose(probs, [(1 - none) / 3, 2 * (1 - none) / 3, none]) and probs.sum() == pytest.approx(1.0)
+    assert np.allclose(label_distribution(yes, exclusive=False, none_of_these=True), [0.1, 0.2, none])
+    assert np.allclose(label_distribution(np.array([0.3]), exclusive=True, none_of_these=True), [0.3, 0.7])

@@ -17,6 +17,7 @@ from spacy_cortex.encoding import (
     context_room,
     encode_prompt,
     encode_text,
+    isolate_symbols,
     merge_windows,
     pad_batch,
     token_budget_batches,
@@ -312,3 +313,27 @@ def test_word_probs_average_sub_tokens(tok):
 def test_label_ids():
     assert (NEUTRAL, POSITIVE, NEGATIVE, IGNORE) == (0, 1, 2, -100)
     assert CLS_LABELS == {"neutral": 0, "positive": 1, "negative": 2, None: -100}
+
+
+@pytest.mark.parametrize("text,word", [
+    ("Thanks Apple🍎 for", "Apple"), ("Apple™ rocks", "Apple"), ("Nike® shoes", "Nike"),
+    ("🇺🇸USA", "USA"), ("👩‍💻Ada", "Ada"), ("Paris❤️", "Paris"), ("±5", "5"),
+])
+def test_symbols_glued_to_words_are_words_of_their_own(text, word):
+    """WordPiece turns a word it cannot spell wholly into [UNK]: 'apple🍎' hid the entity."""
+    tok = tiny_tokenizer()
+    isolate_symbols(tok)
+    isolate_symbols(tok)  # idempotent
+    assert str(tok.backend_tokenizer.pre_tokenizer.__getstate__()).count("Split") == 1
+    encoded = encode_text(tok, text)
+    words = [text[a:b] for a, b in encoded.word_spans]
+    assert word in words
+    pieces = encoded.ids[encoded.word_ids == words.index(word)]
+    assert tok.unk_token_id not in pieces
+
+
+def test_plain_text_tokenizes_as_before():
+    plain, isolated = tiny_tokenizer(), tiny_tokenizer()
+    isolate_symbols(isolated)
+    text = "The patient, aged 54, was given 20 mg (twice) of atorvastatin; C++ and $5 too."
+    assert encode_text(plain, text).ids.tolist() == encode_text(isolated, text).ids.tolist()

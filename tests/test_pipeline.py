@@ -1,5 +1,8 @@
 """The shared `cortex` component and how task components listen to it."""
+import json
+import logging
 import os
+import pickle
 import random
 import shutil
 import subprocess
@@ -464,23 +467,172 @@ def test_evaluate_all_components(make_nlp, positive_checkpoint):
 
 
 N_PROCESS_SCRIPT = """
-import sys, spacy
-nlp = spacy.blank("en")
-nlp.add_pipe("cortex", config={"model": {"checkpoint": sys.argv[1]}})
-nlp.add_pipe("cortex_textcat", config={"labels": ["sports", "business"]})
-texts = [f"Text number {i} is about sports." for i in range(12)]
-def run(**kwargs):
-    return [(d.text, sorted((k, round(v, 4)) for k, v in d.cats.items())) for d in nlp.pipe(texts, **kwargs)]
-single = run()  # torch's thread pool is now in use in this process
-print(single == run(n_process=2, batch_size=4))
+import multiprocessing, sys, spacy
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[2], force=True)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": sys.argv[1]}})
+    nlp.add_pipe("cortex_textcat", config={"labels": ["sports", "business"]})
+    nlp.add_pipe("cortex_ner", config={"labels": ["drug", "dose"]})
+    texts = [f"Text number {i} is about sports and 20 mg atorvastatin." for i in range(12)]
+    def run(**kwargs):
+        return [(d.text, sorted((k, round(v, 4)) for k, v in d.cats.items()), [(e.text, e.label_) for e in d.ents])
+                for d in nlp.pipe(texts, **kwargs)]
+    fresh = run(n_process=2, batch_size=4)  # the model is not loaded yet: it pickles deferred
+    single = run()  # torch's and tokenizers' thread pools are now in use in this process
+    print(fresh == single == run(n_process=2, batch_size=4))
 """
 
 
-def test_pipe_with_n_process_after_a_run_in_the_parent(tiny_checkpoint):
-    # A forked child deadlocked in torch's OpenMP pool; run in a subprocess so that a
-    # regression fails on the timeout instead of hanging the suite.
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run([sys.executable, "-c", N_PROCESS_SCRIPT, str(tiny_checkpoint)],
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_pipe_with_n_process(tiny_checkpoint, tmp_path, start_method):
+    """n_process works under fork (Linux) and spawn (macOS, Windows), before and after a
+    run in the parent, with the same results and without the tokenizers fork warning. A
+    forked child once deadlocked in torch's OpenMP pool: the script runs in a subprocess
+    so that a regression fails on the timeout instead of hanging the suite."""
+    script = tmp_path / "n_process.py"  # spawn re-imports the main module from a file
+    script.write_text(N_PROCESS_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    done = subprocess.run([sys.executable, str(script), str(tiny_checkpoint), start_method],
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["True"]
+    assert "huggingface/tokenizers" not in done.stderr
+
+
+def test_fresh_and_used_pipelines_pickle(make_nlp, varied_checkpoint):
+    nlp = make_nlp(varied_checkpoint, ner={"labels": ["drug", "dose", "patient"]})
+    fresh = pickle.loads(pickle.dumps(nlp))
+    assert not nlp.get_pipe("cortex").model.loaded  # pickling did not load the weights
+    expected = [doc_summary(d) for d in nlp.pipe(TEXTS)]
+    assert [doc_summary(d) for d in fresh.pipe(TEXTS)] == expected
+    used = pickle.loads(pickle.dumps(nlp))  # loaded model, judged label subtypes
+    assert [doc_summary(d) for d in used.pipe(TEXTS)] == expected
+
+
+def doc_summary(doc):
+    return ([(e.text, e.label_, round(e._.cortex_score, 4)) for e in doc.ents],
+            sorted((k, round(v, 4)) for k, v in doc.cats.items()),
+            [(a["text"], a["start_char"]) for a in doc._.cortex_answers])
+
+
+@pytest.mark.parametrize("first_call", ["pipeline", "api"])
+def test_concurrent_first_calls_load_once_and_agree(varied_checkpoint, first_call):
+    """Several threads calling a fresh pipeline (or the Python API) at once: the deferred
+    load ran several times at once and left torch's meta tensors in the model and in any
+    module created later. Now one load, and the same results as serial calls."""
+    import threading
+
+    import torch
+
+    from spacy_cortex import api
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(varied_checkpoint)}})
+    nlp.add_pipe("cortex_ner", config={"labels": ["PERSON", "drug"]})
+    model = nlp.get_pipe("cortex").model
+    text = "Margaret Okafor was given 20 mg of atorvastatin."
+    loads = []
+    real_loader = model._loader
+    model._loader = lambda: loads.append(1) or real_loader()
+    call = {"pipeline": lambda: [(e.text, e.label_) for e in nlp(text).ents],
+            "api": lambda: api.extract(text, "Find all drug mentioned in the text.", model=model)}[first_call]
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def worker():
+        barrier.wait()
+        try:
+            for _ in range(3):
+                results.append(call())
+        except Exception as err:  # collected: a failing thread must fail the test
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(loads) == 1
+    assert all(r == call() for r in results)
+    assert torch.nn.Linear(2, 2).weight.device.type == "cpu"
+
+
+def test_api_load_model_under_threads_loads_once(monkeypatch, tiny_checkpoint):
+    import threading
+
+    from spacy_cortex import api
+
+    registry.checkpoints.register("tiny-threads-test", func=lambda: str(tiny_checkpoint))
+    models = []
+    threads = [threading.Thread(target=lambda: models.append(api.load_model("tiny-threads-test"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(models) == 4 and all(m is models[0] for m in models)
+
+
+@pytest.mark.parametrize("change", ["remove", "rename"])
+def test_listener_without_its_cortex_says_which(make_nlp, tiny_checkpoint, change):
+    nlp = make_nlp(tiny_checkpoint, textcat=False, qa=False)
+    if change == "remove":
+        nlp.remove_pipe("cortex")
+    else:
+        nlp.rename_pipe("cortex", "shared")
+    with pytest.raises(ValueError, match="'cortex_ner' listens to the cortex component 'cortex', which is not in"):
+        nlp("some text")
+
+
+def test_labels_are_listed_in_meta(make_nlp, tiny_checkpoint, tmp_path):
+    nlp = make_nlp(tiny_checkpoint, textcat={"labels": ["billing", "refund"], "none_label": "none"})
+    assert nlp.get_pipe("cortex_ner").labels == ("DOSE", "DRUG")
+    assert nlp.get_pipe("cortex_textcat").labels == ("billing", "refund", "none")
+    assert nlp.get_pipe("cortex_qa").labels == ("Who was prescribed the drug?",)
+    nlp.to_disk(tmp_path / "pipe")
+    meta = json.loads((tmp_path / "pipe" / "meta.json").read_text())
+    assert meta["labels"]["cortex_ner"] == ["DOSE", "DRUG"]
+    assert meta["labels"]["cortex_textcat"] == ["billing", "refund", "none"]
+
+
+def test_saved_pipeline_keeps_fp16_weights_unless_trained(tmp_path, tiny_checkpoint):
+    """A pipeline on an fp16 checkpoint (as shipped) is saved in fp16, not twice as big in
+    fp32; once training changed the weights they are saved in fp32."""
+    from safetensors import safe_open
+
+    fp16 = tmp_path / "fp16"
+    CortexModel.from_path(tiny_checkpoint).save(fp16, fp16=True)
+
+    def dtypes(folder):
+        with safe_open(str(folder / "cortex" / "model.safetensors"), framework="pt") as f:
+            return {str(f.get_tensor(k).dtype) for k in f.keys()}
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(fp16)}})
+    nlp.add_pipe("cortex_textcat", config={"labels": ["refund", "billing"]})
+    nlp("a refund")
+    nlp.to_disk(tmp_path / "saved")
+    assert dtypes(tmp_path / "saved") == {"torch.float16"}
+    resaved = spacy.load(tmp_path / "saved")
+    resaved.to_disk(tmp_path / "again")
+    assert dtypes(tmp_path / "again") == {"torch.float16"}
+    with torch_no_grad():
+        for param in nlp.get_pipe("cortex").model.hf_model.parameters():
+            param.add_(0.01)  # training changes the weights in place
+    nlp.to_disk(tmp_path / "trained")
+    assert dtypes(tmp_path / "trained") == {"torch.float32"}
+
+
+def torch_no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
+def test_debug_log_shows_prompts_windows_and_passes(make_nlp, tiny_checkpoint, caplog):
+    nlp = make_nlp(tiny_checkpoint, textcat=False, qa=False)
+    with caplog.at_level(logging.DEBUG, logger="spacy_cortex"):
+        list(nlp.pipe(["20 mg atorvastatin", "refund"]))
+    text = caplog.text
+    assert "prompts run" in text and USER_NER_LABELS["DRUG"] in text
+    assert "windows" in text and "pass:" in text

@@ -201,3 +201,15 @@ def test_no_answer_threshold(negative_checkpoint):
     assert answer["text"] and answer["text"] in TEXT
     assert TEXT[answer["start_char"] : answer["end_char"]] == answer["text"]
     assert len(doc.spans[SPANS_KEY]) == 1
+
+
+def test_answer_and_span_agree_on_spacy_tokens(positive_checkpoint):
+    """The tokenizer splits 'm_okafor99' at '_': the answer said 'm' (10, 11) while
+    Doc.spans held 'm_okafor99' (10, 20). Both now give the spaCy tokens' text."""
+    nlp = qa_nlp(positive_checkpoint, questions=["What is the username?"], max_answer_words=1)
+    doc = nlp("Username: m_okafor99 was locked.")
+    [entry] = doc._.cortex_answers
+    [span] = doc.spans[SPANS_KEY]
+    assert (entry["text"], entry["start_char"], entry["end_char"]) == (span.text, span.start_char, span.end_char)
+    assert all(doc.text[entry["start_char"]:entry["end_char"]] == entry["text"] for entry in doc._.cortex_answers)
+    assert span.start_char in {t.idx for t in doc} and span.end_char in {t.idx + len(t) for t in doc}

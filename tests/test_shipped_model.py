@@ -3,7 +3,7 @@ user gets it: a few unambiguous cases every release must get right."""
 import pytest
 import spacy
 
-from spacy_cortex import answer, entail, load_model
+from spacy_cortex import answer, classify, entail, load_model
 from spacy_cortex.registry import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 
@@ -54,3 +54,64 @@ def test_ner_prefers_the_more_specific_label():
                                              "My neighbour Tom Jones fixed the car.") for e in nlp(text).ents}
     assert {("Charles Dickens", "writer"), ("Elizabeth Warren", "politician"), ("Tom Jones", "person")} <= found
     assert {("writer", "person"), ("politician", "person")} <= nlp.get_pipe("cortex_ner").task.subtypes
+
+
+# --- issue 10: the faults replayed from public bug reports, with their right values -------
+
+
+def ner_found(labels, text):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex_ner", config={"labels": labels})
+    return [(e.text, e.label_) for e in nlp(text).ents]
+
+
+def test_a_symbol_glued_to_a_word_does_not_hide_the_entity():
+    assert ner_found(["organization"], "Thanks Apple🍎 for the update.") == [("Apple", "organization")]
+    assert ("Apple", "organization") in ner_found(["organization"], "Thanks Apple™ for the update.")
+
+
+def test_an_emoji_does_not_enter_the_span():
+    assert ner_found(["PERSON"], "😀 Margaret Okafor visited us.") == [("Margaret Okafor", "PERSON")]
+
+
+def test_names_one_per_line_are_one_entity_each():
+    found = ner_found(["PERSON"], "Attendees:\nMargaret Okafor\nJohn Smith\nPriya Patel")
+    assert found == [("Margaret Okafor", "PERSON"), ("John Smith", "PERSON"), ("Priya Patel", "PERSON")]
+
+
+def test_qa_answer_and_span_agree():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex_qa", config={"questions": ["What is the username?"]})
+    doc = nlp("Username: m_okafor99 was locked.")
+    [entry] = doc._.cortex_answers
+    [span] = doc.spans["cortex_qa"]
+    assert (entry["text"], entry["start_char"], entry["end_char"]) == ("m_okafor99", 10, 20)
+    assert (span.text, span.start_char, span.end_char) == ("m_okafor99", 10, 20)
+
+
+HISTORY = [
+    "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy.",
+    "The Roman Empire reached its greatest extent under the emperor Trajan in 117 AD.",
+    "The printing press was developed by Johannes Gutenberg around 1440 in Mainz.",
+    "The Treaty of Westphalia in 1648 ended the Thirty Years' War in the Holy Roman Empire.",
+    "The Ming dynasty ruled China for nearly three centuries before the Qing took power.",
+    "The French Revolution began in 1789 with the storming of the Bastille in Paris.",
+    "The Ottoman Empire captured Constantinople in 1453, ending the Byzantine Empire.",
+    "The Industrial Revolution started in Britain in the late 18th century with textile mills.",
+]
+
+
+def test_a_category_does_not_fade_as_unrelated_text_follows():
+    request = "I was charged twice this month; please refund the duplicate payment."
+    long_text = request + "\n\n" + "\n\n".join(HISTORY[i % len(HISTORY)] + " " + HISTORY[(i + 3) % len(HISTORY)]
+                                               for i in range(32))
+    alone, followed = classify([request, long_text], ["refund request", "sports", "history"], exclusive=False)
+    assert alone["refund request"] > 0.9
+    assert followed["refund request"] > 0.9  # was 0.20: per-window [CLS] scores were averaged
+
+
+def test_one_category_is_a_yes_no_question():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex_textcat", config={"labels": ["refund request"]})
+    yes, no = nlp("Please refund the duplicate payment."), nlp("The weather is lovely today.")
+    assert yes.cats["refund request"] > 0.5 > no.cats["refund request"]

@@ -108,3 +108,43 @@ def test_score_exclusive(varied_checkpoint):
     scores = nlp.evaluate(examples)
     assert scores["cats_score"] is not None
     assert scores["cats_micro_f"] == pytest.approx(1.0)  # gold = the model's own argmax
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_one_label_is_a_yes_no_question(negative_checkpoint, positive_checkpoint, exclusive):
+    """One label with the default exclusive scored 1.0 for every text."""
+    for checkpoint, expect_yes in [(negative_checkpoint, False), (positive_checkpoint, True)]:
+        nlp = task_nlp(checkpoint, "cortex_textcat", {"labels": ["refund"], "exclusive": exclusive})
+        score = nlp("please refund me").cats["refund"]
+        assert (score > 0.99) if expect_yes else (score < 0.01)
+
+
+def test_none_label_says_none_of_these(negative_checkpoint, positive_checkpoint):
+    cats = textcat_nlp(negative_checkpoint, none_label="none")(TEXT).cats
+    assert set(cats) == set(LABELS) | {"none"}
+    assert cats["none"] > 0.99 and sum(cats.values()) == pytest.approx(1.0)
+    cats = textcat_nlp(positive_checkpoint, none_label="none")(TEXT).cats
+    assert cats["none"] < 0.01 and sum(cats.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("none_label", ["", "  ", "refund"])
+def test_bad_none_label(none_label):
+    with pytest.raises(ValueError, match="none_label"):
+        make_textcat_task(list(LABELS), none_label=none_label)
+
+
+def test_a_label_applies_to_a_long_text_when_one_part_shows_it(varied_checkpoint):
+    """[CLS] answers of yes/no prompts were averaged over windows, so a label faded as
+    unrelated text followed: the window that says yes most strongly now decides."""
+    from spacy_cortex.decoding import yes_probability
+
+    spacy_nlp = spacy.blank("en")
+    spacy_nlp.add_pipe("cortex", config={"model": {"checkpoint": str(varied_checkpoint), "max_length": 64, "stride": 8}})
+    spacy_nlp.add_pipe("cortex_textcat", config={"labels": list(LABELS), "exclusive": False})
+    model = spacy_nlp.get_pipe("cortex").model
+    head = "I asked about a refund for billing."
+    filler = "\n\n".join(["the patient was given a dose of the drug"] * 30)
+    long_doc = spacy_nlp(head + "\n\n" + filler)
+    prompt = spacy_nlp.get_pipe("cortex_textcat").task.label_prompts["refund"]
+    [alone] = model.run_texts([(prompt, head)])
+    assert long_doc.cats["refund"] >= yes_probability(alone) - 1e-4
