@@ -31,11 +31,12 @@ EMOJI_JOINERS = {"\u200d", "\ufe0e", "\ufe0f"}
 
 
 def _is_pictograph(text: str) -> bool:
-    """Emoji, pictographs, flags, skin tones, ™ ® © °: never part of an entity or answer,
-    wherever they stand. ASCII symbols (C++, $) and currency or maths signs (€5, ±2) are
+    """Emoji, pictographs, flags, skin tones, ™ ® ©: never part of an entity or answer,
+    wherever they stand. The degree sign is a unit ("180°"), as in spaCy's own icon class
+    ([\p{So}--[°]]); ASCII symbols (C++, $) and currency or maths signs (€5, ±2) are
     handled like punctuation."""
     return all(
-        c in EMOJI_JOINERS or (not c.isascii() and unicodedata.category(c) in ("So", "Sk"))
+        c in EMOJI_JOINERS or (c != "°" and not c.isascii() and unicodedata.category(c) in ("So", "Sk"))
         for c in text
     )
 

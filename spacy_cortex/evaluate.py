@@ -307,6 +307,34 @@ def eval_squad(ev: Evaluator) -> dict:
                   "(best span always returned); official EM/F1 normalization, max over gold answers")
 
 
+# How paragraphs are joined into one long text: blank lines, line breaks, spaces only.
+LONG_TEXT_SEPARATORS = {"blank_line": "\n\n", "line_break": "\n", "space": " "}
+
+
+def eval_long_text(ev: Evaluator) -> dict:
+    """Span agreement of person mentions between SQuAD dev paragraphs run one by one and
+    the same paragraphs joined into one long text (windows and their merge), exact
+    character offsets; F1 of the joined text's spans against the paragraphs' spans."""
+    data = json.loads((ev.raw / "squad_v1.1" / "dev-v1.1.json").read_text(encoding="utf-8"))["data"]
+    paragraphs = list(dict.fromkeys(p["context"] for art in data for p in art["paragraphs"]))[: ev.n(120)]
+    config = {"labels": ["person"]}
+    alone = ev.run_component("cortex_ner", config, [ev.nlp.make_doc(p) for p in paragraphs])
+    metrics, counts = {}, {}
+    for name, separator in LONG_TEXT_SEPARATORS.items():
+        starts = np.cumsum([0] + [len(p) + len(separator) for p in paragraphs[:-1]])
+        expected = {(e.start_char + int(o), e.end_char + int(o)) for doc, o in zip(alone, starts) for e in doc.ents}
+        [joined] = ev.run_component("cortex_ner", config, [ev.nlp.make_doc(separator.join(paragraphs))])
+        found = {(e.start_char, e.end_char) for e in joined.ents}
+        shared = len(expected & found)
+        metrics[f"{name}_f"] = 2 * shared / max(len(expected) + len(found), 1)
+        counts[name] = {"paragraphs": len(expected), "joined": len(found), "shared": shared,
+                        "chars": len(joined.text)}
+    return result(metrics, len(paragraphs),
+                  "first N distinct SQuAD v1.1 dev paragraphs; cortex_ner labels=['person'] on each "
+                  "paragraph vs on all of them joined by a blank line / a line break / a space; "
+                  "agreement F1 of exact character spans (paragraphs as reference)", counts=counts)
+
+
 def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
     spec = eval_labels()["ner"][scheme]
     sentences = read_bio(ev.raw / path, spec.get("tags"))
@@ -475,6 +503,7 @@ SETS: Dict[str, Callable[[Evaluator], dict]] = {
     "yahoo": partial(topic_set, load=yahoo_rows, key="yahoo", default=100,
                      note="Yahoo Answers 100-row test sample (title content); smoke-test size"),
     "stsb": eval_stsb,
+    "long_text": eval_long_text,
     "wikiqa": eval_wikiqa,
     "scifact": eval_scifact,
 }

@@ -246,3 +246,8 @@ def test_label_distribution_none_of_these():
     assert np.allclose(probs, [(1 - none) / 3, 2 * (1 - none) / 3, none]) and probs.sum() == pytest.approx(1.0)
     assert np.allclose(label_distribution(yes, exclusive=False, none_of_these=True), [0.1, 0.2, none])
     assert np.allclose(label_distribution(np.array([0.3]), exclusive=True, none_of_these=True), [0.3, 0.7])
+
+
+def test_the_degree_sign_is_a_unit_not_a_pictograph():
+    r = make_text_result("turned 180 ° twice", [0.0, 0.99, 0.99, 0.0])
+    assert [r.encoded.text[s.start_char:s.end_char] for s in threshold_spans(r, 0.5)] == ["180 °"]
