@@ -140,3 +140,16 @@ def test_end_to_end_two_sets(tiny_checkpoint, tmp_path):
     quick = E.main([str(FIXTURES), "--model", str(tiny_checkpoint), "--output", str(out),
                     "--sets", "conll2003", "--limit-scale", "0.02", "--quick"])
     assert quick["sets"]["conll2003"]["n"] == 2  # 1000 x 0.02 x 0.1
+
+
+def test_long_text_agreement(positive_checkpoint):
+    """A model that marks every word: each paragraph is one span. Joined by blank or line
+    breaks the paragraphs keep their spans (agreement 1.0); joined by spaces they become one
+    span (agreement 0)."""
+    ev = E.Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32")
+    report = E.eval_long_text(ev)
+    assert report["n"] == 3
+    assert report["metrics"]["blank_line_f"] == pytest.approx(1.0)
+    assert report["metrics"]["line_break_f"] == pytest.approx(1.0)
+    assert report["metrics"]["space_f"] == 0.0
+    assert report["counts"]["space"] == {"paragraphs": 3, "joined": 1, "shared": 0, "chars": 186}
