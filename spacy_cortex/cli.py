@@ -48,7 +48,8 @@ def parse_labels(values: List[str]) -> dict:
 
 
 def build_pipeline(model: str, precision: str, ner: List[str], cats: List[str],
-                   questions: List[str], exclusive: bool, threshold: float, prefer_specific: bool = True):
+                   questions: List[str], exclusive: bool, threshold: float, prefer_specific: bool = True,
+                   none_label: Optional[str] = None):
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex", config={"model": {"checkpoint": model, "precision": precision}})
     if ner:
@@ -59,7 +60,7 @@ def build_pipeline(model: str, precision: str, ner: List[str], cats: List[str],
         nlp.add_pipe("cortex_ner", config={"labels": config_labels, "threshold": threshold,
                                            "prefer_specific": prefer_specific})
     if cats:
-        nlp.add_pipe("cortex_textcat", config={"labels": cats, "exclusive": exclusive})
+        nlp.add_pipe("cortex_textcat", config={"labels": cats, "exclusive": exclusive, "none_label": none_label})
     if questions:
         nlp.add_pipe("cortex_qa", config={"questions": questions})
     if len(nlp.pipe_names) == 1:
@@ -89,6 +90,7 @@ def annotate(
     cat: List[str] = typer.Option([], "--cat", help="Text category label (repeatable)"),
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
+    none_label: Optional[str] = typer.Option(None, help="Add this category for 'none of these' (one --cat alone is a yes/no question)"),
     threshold: float = typer.Option(SPAN_THRESHOLD, help="NER span threshold"),
     prefer_specific: bool = typer.Option(True, help="A span found by several labels gets the most specific"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
@@ -96,7 +98,7 @@ def annotate(
     batch_size: int = typer.Option(64),
 ):
     """Annotate every document with entities, categories and answers as JSONL."""
-    nlp = build_pipeline(model, precision, ner, cat, question, not multi_label, threshold, prefer_specific)
+    nlp = build_pipeline(model, precision, ner, cat, question, not multi_label, threshold, prefer_specific, none_label)
     out = output.open("w", encoding="utf8") if output else sys.stdout
     written = 0
     try:

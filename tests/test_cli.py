@@ -56,3 +56,15 @@ import typer
 def test_parse_labels_rejects_empty_and_repeated_labels(values, match):
     with pytest.raises(typer.BadParameter, match=match):
         parse_labels(values)
+
+
+def test_one_cat_is_yes_no_and_none_label(negative_checkpoint, tmp_path):
+    source = tmp_path / "texts.txt"
+    source.write_text("please refund me\n", encoding="utf8")
+    common = ["annotate", str(source), "--model", str(negative_checkpoint), "--precision", "fp32"]
+    one = CliRunner().invoke(app, common + ["--cat", "refund"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout.splitlines()[0])["cats"]["refund"] < 0.01  # was always 1.0
+    none = CliRunner().invoke(app, common + ["--cat", "refund", "--cat", "billing", "--none-label", "none"])
+    assert none.exit_code == 0, none.output
+    assert json.loads(none.stdout.splitlines()[0])["cats"]["none"] > 0.99
