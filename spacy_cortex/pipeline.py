@@ -169,6 +169,8 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
 
     model.checkpoint: registered name (default "cortex-mini-en") or a path to a Hugging Face
         token-classification folder with 3 labels (config.json, model.safetensors, tokenizer).
+        Checked when the component is created (FileNotFoundError / CheckpointError), read on
+        first use, once, whichever thread asks first; spacy.load reads the pipeline folder.
     model.max_length: tokens per model input (prompt + text window + 3 special tokens).
     model.stride: sub-tokens shared by consecutive windows of a long text.
     model.max_batch_tokens: padded tokens per forward pass (memory / speed trade-off).
