@@ -231,6 +231,13 @@ class CortexTask(Pipe):
         that label its answer spans); listed in meta.json by spaCy."""
         return tuple(self.task.labels)
 
+    @property
+    def label_prompts(self) -> Dict[str, str]:
+        """{label: the prompt actually run for it} ("ORG": "Find all organization mentioned
+        in the text."); QA: each configured question is its own prompt."""
+        prompts = getattr(self.task, "label_prompts", None)
+        return dict(prompts) if prompts is not None else {label: label for label in self.task.labels}
+
     def cortex(self) -> "Cortex":
         """The cortex component this one listens to. Raises ValueError naming it when it
         is not in the pipeline (removed or renamed)."""

@@ -636,3 +636,13 @@ def test_debug_log_shows_prompts_windows_and_passes(make_nlp, tiny_checkpoint, c
     text = caplog.text
     assert "prompts run" in text and USER_NER_LABELS["DRUG"] in text
     assert "windows" in text and "pass:" in text
+
+
+def test_the_prompts_run_are_visible(make_nlp, tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint, ner={"labels": ["ORG", "MilitaryPlatform"]})
+    assert nlp.get_pipe("cortex_ner").label_prompts == {
+        "ORG": "Find all organization mentioned in the text.",
+        "MilitaryPlatform": "Find all military platform mentioned in the text."}
+    assert nlp.get_pipe("cortex_qa").label_prompts == {"Who was prescribed the drug?": "Who was prescribed the drug?"}
+    doc = nlp("20 mg atorvastatin")
+    assert all(e.label_ in {"ORG", "MilitaryPlatform"} for e in doc.ents)  # the user's labels

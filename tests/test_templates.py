@@ -47,7 +47,9 @@ def test_training_prompts_json_is_valid():
      ("Person", "Person"), ("billing", "billing"), ("iPhone", "iPhone"),
      # abbreviations users type (spaCy / CoNLL labels) read as words: "Find all org" found nothing
      ("ORG", "organization"), ("LOC", "location"), ("PER", "person"), ("PERSON", "person"),
-     ("GPE", "country, city or state"), ("WORK_OF_ART", "work of art"), ("org", "org")],
+     ("GPE", "country, city or state"), ("WORK_OF_ART", "work of art"), ("org", "org"),
+     ("MilitaryPlatform", "military platform"), ("billing_issue", "billing issue"),
+     ("PHYSICAL_QUALITY", "physical quality"), ("AcademicJournal", "academic journal")],
 )
 def test_label_words(label, words):
     assert label_words(label) == words

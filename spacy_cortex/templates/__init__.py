@@ -1,5 +1,6 @@
 """Prompt templates, kept as data."""
 import json
+import re
 import string
 import warnings
 from functools import lru_cache
@@ -80,11 +81,14 @@ def _label(label, position: int) -> str:
 
 
 def label_words(label: str) -> str:
-    """How a label reads inside a prompt: 'ORG' -> 'organization', 'SPORTS_NEWS' ->
-    'sports news' (abbreviations from templates/label_words.json, else upper case and
-    underscores become lower-case words)."""
+    """How a label reads inside a prompt: 'ORG' -> 'organization' (spaCy / OntoNotes /
+    CoNLL abbreviations, templates/label_words.json), 'SPORTS_NEWS' -> 'sports news',
+    'billing_issue' -> 'billing issue', 'MilitaryPlatform' -> 'military platform' (two or
+    more capitalized words run together); anything else as it is ('iPhone', 'writer')."""
     if label.isupper() and label.replace("-", "_") in label_abbreviations():
         return label_abbreviations()[label.replace("-", "_")]
+    if re.fullmatch(r"(?:[A-Z][a-z]+){2,}", label):
+        return " ".join(re.findall(r"[A-Z][a-z]+", label)).lower()
     return label.replace("_", " ").lower() if label.isupper() or "_" in label else label
 
 
