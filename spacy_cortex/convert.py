@@ -13,6 +13,7 @@ import csv
 import json
 import random
 import re
+import string
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
@@ -449,20 +450,240 @@ def convert_cappy(raw_dir, templates, rng):
             yield from _cappy_pair(key, {"text": text}, to_name(label), to_name(wrong), templates, rng)
 
 
+# ---------------------------------------------------------------- leakage guard
+# Texts of the EVAL splits (corpus/raw/INDEX.md; plus conll2003 test, boolq dev and stsb test, held-out
+# splits evaluate.py reports on): run() drops every training record that repeats one of them.
+# Read through `_open_eval`, only to compare; never through `_open`. (SST-2 dev, which evaluate.py
+# also reports on, is not EVAL in INDEX.md: convert_rotten_tomatoes reads it to drop its overlap.)
+def _open_eval(path: Path):
+    return open(path, encoding="utf-8", newline="")
+
+
+def _eval_lines(path: Path) -> List[str]:
+    with _open_eval(path) as f:
+        return f.read().splitlines()
+
+
+def _eval_bio(path: Path) -> Iterator[str]:
+    """Sentences (tokens joined by spaces) of a token<TAB or space>tag file."""
+    words: List[str] = []
+    for line in _eval_lines(path) + [""]:
+        parts = line.split()
+        if parts and parts[0] != "-DOCSTART-":
+            words.append(parts[0])
+        elif not parts and words:
+            yield " ".join(words)
+            words = []
+
+
+def _eval_json_fields(*fields: str, join: str = ""):
+    """Reader of a JSON-lines file: the given (dotted) fields, and all of them joined by `join`."""
+    def read(path: Path) -> Iterator[str]:
+        for line in _eval_lines(path):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            values = []
+            for field in fields:
+                value = row
+                for part in field.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+                if isinstance(value, str):
+                    values.append(value)
+            yield from values
+            if join and len(values) > 1:
+                yield join.join(values)
+    return read
+
+
+def _eval_columns(*columns: str, join: str = ""):
+    """Reader of a TSV (plain tab split) or CSV file with a header: the named columns."""
+    def read(path: Path) -> Iterator[str]:
+        if path.suffix == ".csv":
+            with _open_eval(path) as f:
+                rows = [[r.get(c) or "" for c in columns] for r in csv.DictReader(f)]
+        else:
+            lines = [l.split("\t") for l in _eval_lines(path)]
+            head = lines[0] if lines else []
+            if not set(columns) <= set(head):
+                return
+            idx = [head.index(c) for c in columns]
+            rows = [[r[i] if i < len(r) else "" for i in idx] for r in lines[1:]]
+        for values in rows:
+            yield from values
+            if join:
+                yield join.join(values)
+    return read
+
+
+def _eval_stsb(path: Path) -> Iterator[str]:
+    for r in (l.split("\t") for l in _eval_lines(path)):
+        yield from r[5:7] if len(r) >= 7 else ()
+
+
+def _eval_squad(path: Path) -> Iterator[str]:
+    with _open_eval(path) as f:
+        data = json.load(f)["data"]
+    for art in data:
+        for para in art["paragraphs"]:
+            yield para["context"]
+            yield from (qa["question"] for qa in para["qas"])
+
+
+def _eval_scifact_queries(path: Path) -> Iterator[str]:
+    """Claims of the test queries (qrels/test.tsv) of beir_scifact."""
+    ids = {l.split("\t")[0] for l in _eval_lines(path)[1:] if l.strip()}
+    for line in _eval_lines(path.parent.parent / "queries.jsonl"):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if str(row.get("_id")) in ids:
+            yield row["text"]
+
+
+EVAL_SOURCES = [  # (glob under raw_dir, reader of its texts)
+    ("conll2003/test.txt", _eval_bio),
+    ("crossner/*/test.txt", _eval_bio),
+    ("mit_movie/test.txt", _eval_bio),
+    ("mit_restaurant/test.txt", _eval_bio),
+    ("wikigold/wikigold.conll.txt", _eval_bio),
+    ("mnli/dev_matched.jsonl", _eval_json_fields("premise", "hypothesis")),
+    ("mnli_mismatched_sample/dev_mismatched_sample.jsonl", _eval_json_fields("premise", "hypothesis")),
+    ("anli/test_r1r2r3.jsonl", _eval_json_fields("premise", "hypothesis")),
+    ("xnli_en/*.tsv", _eval_columns("premise", "hypothesis")),
+    ("boolq/dev.jsonl", _eval_json_fields("question", "passage")),
+    ("ag_news/test.csv", _eval_columns("Title", "Description", join=". ")),
+    ("dbpedia14_subset/test.tsv", _eval_columns("text")),
+    ("dbpedia14_subset/hf_test_sample100.jsonl", _eval_json_fields("title", "content", join=" ")),
+    ("yahoo_answers_topics_subset/hf_test_sample100.jsonl", _eval_json_fields("title", "content", join=" ")),
+    ("tweeteval_sentiment/*_text.txt", _eval_lines),
+    ("wikiqa/WikiQA-test.tsv", _eval_columns("Question", "Sentence")),
+    ("beir_scifact/qrels/test.tsv", _eval_scifact_queries),
+    ("squad_v1.1/dev-v1.1.json", _eval_squad),
+    ("commonsenseqa/dev_rand_split.jsonl", _eval_json_fields("question.stem")),
+    ("openbookqa/test.tsv", _eval_columns("Question Stem")),
+    ("winogrande/dev.jsonl", _eval_json_fields("sentence")),
+    ("stsb/sts-test.tsv", _eval_stsb),
+]
+EVAL_KEYS: set = set()  # eval_key of every EVAL text; filled by run() while it converts
+_PUNCT_SPACE = re.compile(r" ?([^\w ]) ?")
+# template fields that hold a raw text (not a label name or a candidate response)
+TEXT_FIELDS = {"question", "hypothesis", "h", "premise", "sentence", "claim", "passage", "text"}
+MIN_PART_WORDS = 3  # a line or filled-in part of a text is compared only from this length ("1", ")" are not leaks)
+
+
+def eval_key(text: str) -> str:
+    """INDEX.md's comparison key: lowercased, whitespace collapsed; also blind to spaces around
+    punctuation and to final . ? ! (tokenized and detokenized copies compare equal)."""
+    return _PUNCT_SPACE.sub(r"\1", " ".join(text.lower().split())).rstrip(".?! ")
+
+
+def eval_texts(raw_dir: Path) -> set:
+    """eval_key of every text of the EVAL_SOURCES found under raw_dir."""
+    keys = set()
+    for pattern, read in EVAL_SOURCES:
+        for path in sorted(Path(raw_dir).glob(pattern)):
+            try:
+                keys.update(eval_key(t) for t in read(path) if isinstance(t, str))
+            except (ValueError, KeyError, TypeError):  # not in the documented layout (or a placeholder)
+                continue
+    keys.discard("")
+    return keys
+
+
+def is_eval_text(*texts: str) -> bool:
+    """Whether one of `texts` (of MIN_PART_WORDS words or more) is an EVAL text; always False
+    outside run(). For converters that embed raw texts in free-form instructions, which the
+    record check cannot take apart."""
+    return bool(EVAL_KEYS) and any(len(t.split()) >= MIN_PART_WORDS and eval_key(t) in EVAL_KEYS for t in texts)
+
+
+def _slot_pattern(templates: dict) -> "re.Pattern":
+    """One regex matching any prompt template (training_prompts.json, tasks.json) that has
+    literal text; its named groups `<field>__<n>` capture the filled-in values."""
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, (list, dict)):
+            for v in value.values() if isinstance(value, dict) else value:
+                yield from strings(v)
+    from .templates import TEMPLATES_DIR
+    with _open(TEMPLATES_DIR / "tasks.json") as f:
+        task_templates = json.load(f)
+    alternatives, n = [], 0
+    for tpl in sorted(set(strings(templates)) | set(strings(task_templates))):
+        try:
+            parsed = list(string.Formatter().parse(tpl))
+        except ValueError:
+            continue
+        if not any(field for _, field, _, _ in parsed) or not any(lit.strip() for lit, *_ in parsed):
+            continue
+        parts = []
+        for literal, field, _, _ in parsed:
+            parts.append(re.escape(literal))
+            if field is not None:
+                n += 1
+                parts.append(f"(?P<{field if field.isidentifier() else 'x'}__{n}>.+?)")
+        alternatives.append("".join(parts))
+    return re.compile("(?:" + "|".join(alternatives) + r")\Z", re.DOTALL)
+
+
+class LeakGuard:
+    """Drops records whose context or prompt repeats an EVAL text: the whole text, any of its
+    lines, or a raw text filled into a prompt template (hypothesis, question, sentence ...)."""
+
+    def __init__(self, keys: set, templates: dict):
+        self.keys = keys
+        self.slots = _slot_pattern(templates)
+        self.cache: Dict[str, bool] = {}
+
+    def units(self, text: str) -> Iterator[str]:
+        yield text
+        parts = text.split("\n") if "\n" in text else []
+        m = self.slots.match(text)
+        if m:
+            parts += [v for k, v in m.groupdict().items() if v and k.split("__")[0] in TEXT_FIELDS]
+        yield from (p for p in parts if len(p.split()) >= MIN_PART_WORDS)
+
+    def text_leaks(self, text: str) -> bool:
+        if text not in self.cache:
+            if len(self.cache) > 200_000:
+                self.cache.clear()
+            self.cache[text] = any(eval_key(u) in self.keys for u in self.units(text))
+        return self.cache[text]
+
+    def leaks(self, r: dict) -> bool:
+        return bool(self.keys) and (self.text_leaks(r["context"]) or self.text_leaks(r["prompt"]))
+
+
 # ---------------------------------------------------------------- CLI
 def run(raw_dir: Path, out_dir: Path, tasks: Optional[List[str]] = None, seed: int = 0,
         templates: Optional[dict] = None) -> Dict[str, int]:
     templates = templates or load_templates()
     out_dir.mkdir(parents=True, exist_ok=True)
+    guard = LeakGuard(eval_texts(Path(raw_dir)), templates)  # built once for all tasks
+    EVAL_KEYS.clear()
+    EVAL_KEYS.update(guard.keys)
     counts = {}
-    for name in tasks or sorted(converters.get_all()):
-        rng = random.Random(f"{seed}:{name}")  # per-task stream: adding tasks never changes others
-        records = list(converters.get(name)(Path(raw_dir), templates, rng))
-        rng.shuffle(records)
-        with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        counts[name] = len(records)
+    try:
+        for name in tasks or sorted(converters.get_all()):
+            rng = random.Random(f"{seed}:{name}")  # per-task stream: adding tasks never changes others
+            records, leaked = [], 0
+            for r in converters.get(name)(Path(raw_dir), templates, rng):
+                if guard.leaks(r):
+                    leaked += 1
+                else:
+                    records.append(r)
+            STATS[f"leak:{name}"] += leaked  # printed for every task, 0 included
+            rng.shuffle(records)
+            with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as f:
+                for r in records:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            counts[name] = len(records)
+    finally:
+        EVAL_KEYS.clear()
     return counts
 
 
@@ -483,4 +704,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m`: run the package module, whose STATS and EVAL_KEYS the converters in datasets/ share
+    from spacy_cortex.convert import main as package_main
+    package_main()
+
+
+from . import datasets  # noqa: E402,F401  registers the newer sets' converters

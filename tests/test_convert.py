@@ -142,23 +142,65 @@ def test_cappy_pairs_balanced(outputs):
 
 
 def test_eval_files_never_opened(templates, monkeypatch):
-    opened = []
-    real_open = builtins.open
+    opened, via_open, via_eval = [], [], []
+    real_open, real_c_open, real_open_eval = builtins.open, C._open, C._open_eval
 
     def spy(path, *a, **kw):
         opened.append(str(path))
         return real_open(path, *a, **kw)
 
+    def spy_c_open(path, *a, **kw):
+        via_open.append(str(path))
+        return real_c_open(path, *a, **kw)
+
     monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(C, "_open", spy_c_open)
+    monkeypatch.setattr(C, "_open_eval", lambda path: via_eval.append(str(path)) or real_open_eval(path))
     for name in ALL:
         run_task(name, templates)
-    assert opened
+    assert opened and via_open
+    assert not via_eval  # converters never read through the guard's reader
     poisoned = [p for p in FIX.rglob("*") if p.is_file() and p.read_text(errors="ignore").startswith("EVAL FILE")]
-    assert poisoned
-    assert not set(opened) & {str(p) for p in poisoned}
+    eval_files = {str(p) for pattern, _ in C.EVAL_SOURCES for p in FIX.glob(pattern)}
+    assert poisoned and eval_files
+    assert not set(opened) & ({str(p) for p in poisoned} | eval_files)
     for bad in ["dev-v1.1.json", "conll2003/test.txt", "dev_matched", "qrels/test.tsv", "dbpedia14_subset/test.tsv",
-                "hf_test_sample100", "boolq/dev", "val.jsonl", "/test.csv", "crossner", "mit_", "anli", "xnli", "wikiqa"]:
+                "hf_test_sample100", "boolq/dev", "val.jsonl", "/test.csv", "crossner", "mit_", "/anli/", "xnli", "wikiqa",
+                "commonsenseqa/dev", "openbookqa/test", "winogrande/dev", "policyqa/test", "reuters_r8/test",
+                "hwu64/val", "snips_nlu/validate", "subjqa/electronics/dev"]:
         assert not any(bad in p for p in opened), bad
+
+
+def test_leak_guard_reads_eval_files_only_to_compare(tmp_path, monkeypatch):
+    """run() opens EVAL files, but only inside _open_eval (to build the comparison set); _open never does."""
+    opened, via_open, inside = [], [], []
+    real_open, real_c_open, real_open_eval = builtins.open, C._open, C._open_eval
+
+    def spy(path, *a, **kw):
+        opened.append((str(path), bool(inside)))
+        return real_open(path, *a, **kw)
+
+    def spy_c_open(path, *a, **kw):
+        via_open.append(str(path))
+        return real_c_open(path, *a, **kw)
+
+    def spy_open_eval(path):
+        inside.append(path)
+        try:
+            return real_open_eval(path)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(C, "_open", spy_c_open)
+    monkeypatch.setattr(C, "_open_eval", spy_open_eval)
+    C.run(FIX, tmp_path, ALL)
+    eval_files = {str(p) for pattern, _ in C.EVAL_SOURCES for p in FIX.glob(pattern)}
+    compared = {p for p, in_eval in opened if in_eval}
+    # every EVAL file there is was read, and only by the guard (scifact's queries file: to find the test claims)
+    assert eval_files and compared == eval_files | {str(FIX / "beir_scifact" / "queries.jsonl")}
+    assert not {p for p, in_eval in opened if not in_eval} & eval_files
+    assert not set(via_open) & eval_files
 
 
 def test_cli_writes_files_deterministically(tmp_path, capsys):

@@ -1,0 +1,338 @@
+"""NER converters of the newer training sets: one example per (entity type, passage).
+
+A passage gives one example per entity type present in it (spans: that type's mentions) and as
+many types of the set's inventory that are absent from it (empty spans: a negative), sampled with
+the converter's rng, so about half of the examples are negatives (GLiNER found ~50% negative types
+best). Where a set has too few types for that (NCBI: one type), the missing negatives are taken
+from passages without any entity ("negative debt"); besides, a passage without entities gives one
+negative with probability `_empty_passage_rate`, so the model also sees passages with nothing to find.
+
+Entity types are asked with words a user would type (templates/ner_types.json: {set: {raw type:
+[name, paraphrase, ...]}}), put into training_prompts.json's "ner" templates; `_raw_rate` of the
+examples use the raw type as written instead (lowercased, _ and - as spaces). Pile-NER also uses its
+GPT-written type definitions (`_definition_templates`) and keeps its own negatives.
+
+Contexts are tokens joined by single spaces as `convert.read_bio` does, except where the data has
+the raw text (Pile-NER passages; AnEM gives character offsets, so its sentences keep their spacing).
+Sentences under 3 tokens are skipped. Only the files in TRAIN_FILES are read, all through
+convert._open; no test split and no split that corpus/raw/INDEX.md calls EVAL.
+"""
+import json
+import random
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Tuple
+
+from ..convert import STATS, _open, converters, fill, read_bio, read_jsonl, read_lines, record
+
+TYPES_PATH = Path(__file__).resolve().parent.parent / "templates" / "ner_types.json"
+MIN_TOKENS = 3
+
+# The training files read per converter (paths under the raw corpus folder).
+TRAIN_FILES: Dict[str, List[str]] = {
+    # INTER train only: INTER test is a test split, and the INTER dev episodes (13 other types) are not a train split
+    "fewnerd": ["fewnerd_inter_subset/inter_train_part_a.txt", "fewnerd_inter_subset/inter_train_part_b.txt"],
+    # both parts = the official train split
+    "multiconer2": ["multiconer2_en/en-train90.conll", "multiconer2_en/en-train10.conll"],
+    # the only Pile-NER rows here (SLIMER's validation sample of Pile-NER train) + the GPT type definitions
+    "pilener": ["pilener_slimer_subset/validation_391types_5pos5neg.jsonl",
+                "pilener_slimer_subset/top391NEs_definitions.json"],
+    "stackoverflow_ner": ["stackoverflow_ner/train.txt"],
+    "wlp": ["wlp_wnut2020/train.conll"],
+    "gum_ner": ["gum_ner/train.conll"],
+    "wnut16": ["wnut16/train.conll"],
+    "harveyner": ["harveyner/train.bio"],
+    "anem": ["anem/train.conll"],
+    "bionlp13cg": ["bionlp13cg/train.tsv"],
+    "bionlp13pc": ["bionlp13pc/train.tsv"],
+    "bionlp11id": ["bionlp11id/train.tsv"],
+    "bc5cdr": ["bc5cdr/train.tsv"],
+    "ncbi_disease": ["ncbi_disease/train.tsv"],
+    # no train split here; devel (carved from the original training data) is not EVAL in INDEX.md
+    "jnlpba": ["jnlpba/devel.tsv"],
+}
+
+# Few-NERD sentences that are also CrossNER (EVAL) sentences, named in fewnerd_inter_subset/SOURCE.md.
+EVAL_OVERLAP = {
+    "fewnerd": [
+        "He was later awarded the Gold Medal of the Royal Astronomical Society and the Royal Medal of the Royal "
+        "Society for this work .",
+        "It was during the 1960s that Warhol began to make paintings of iconic American objects such as dollar bills , "
+        "mushroom clouds , electric chairs , Campbell 's Soup Cans , Coca-Cola bottles , celebrities such as Marilyn "
+        "Monroe , Elvis Presley , Marlon Brando , Troy Donahue , Muhammad Ali , and Elizabeth Taylor , as well as "
+        "newspaper headlines or photographs of police dogs attacking African -American protesters during the "
+        "Birmingham campaign in the civil rights movement .",
+    ],
+}
+
+# StackOverflow: post headers ("Question_ID : 123", "Question_URL : https://...") and code / output blocks
+# replaced by a placeholder ("CODE_BLOCK : Q_4780 ( code omitted for annotation )") hold no language.
+SO_PSEUDO = re.compile(r"(Question_ID|Question_URL|Answer_to_Question_ID) :.*"
+                       r"|(CODE_BLOCK|OUTPUT_BLOCK|OP_BLOCK) :( \S+)? \( (code|output) omitted for annotation \)")
+DOCSTART = "-DOCSTART-"
+INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
+
+Spans = Dict[str, List[List[int]]]
+Sentence = Tuple[str, Spans, int]  # text, {raw type: [[start, end], ...]}, number of tokens
+
+
+# ---------------------------------------------------------------- names and prompts
+def load_types(path: Path = TYPES_PATH) -> dict:
+    with _open(path) as f:
+        return json.load(f)
+
+
+def raw_words(raw: str) -> str:
+    """A raw type as written, lowercased, '_' and '-' as spaces: 'person_artist/author' -> 'person artist/author'."""
+    return " ".join(re.sub(r"[_-]+", " ", raw).lower().split())
+
+
+def type_prompt(rng: random.Random, templates: dict, types: dict, raw: str, names: List[str],
+                definition: Optional[str] = None, guidelines: Optional[str] = None) -> str:
+    label = raw_words(raw) if rng.random() < types["_raw_rate"] else rng.choice(names)
+    if definition and rng.random() < types["_definition_rate"]:
+        tpl = [t for t in types["_definition_templates"] if guidelines or "{guidelines}" not in t]
+        return fill(rng, tpl, label=label, definition=definition, guidelines=guidelines)
+    return fill(rng, templates["ner"], label=label)
+
+
+def type_examples(task: str, passages: Iterable[Tuple[str, Spans]], templates: dict, rng: random.Random,
+                  types: Optional[dict] = None) -> Iterator[dict]:
+    """Present types + as many sampled absent types per passage (see the module docstring)."""
+    types = types or load_types()
+    names = types[task]
+    inventory = list(names)
+    debt = 0
+    for text, spans in passages:
+        unknown = sorted(set(spans) - set(names))
+        if unknown:
+            raise ValueError(f"{task}: entity types {unknown} have no names in {TYPES_PATH.name}")
+        present = [t for t in inventory if t in spans]
+        absent = [t for t in inventory if t not in spans]
+        n_neg = min(len(present), len(absent))
+        debt += len(present) - n_neg
+        if not present and absent:
+            if debt > 0:
+                n_neg, debt = 1, debt - 1
+            elif rng.random() < types["_empty_passage_rate"]:
+                n_neg = 1
+        for t in present + rng.sample(absent, n_neg):
+            yield record(task, type_prompt(rng, templates, types, t, names[t]), text, spans=spans.get(t, []))
+
+
+# ---------------------------------------------------------------- readers
+def bio_sentences(path: Path) -> Iterator[Sentence]:
+    """convert.read_bio (token<TAB>tag, tag in column 2) with the token count."""
+    for text, spans in read_bio(path):
+        yield text, spans, len(text.split(" "))
+
+
+def tagged_sentences(path: Path, sep: Optional[str] = None, tag_col: int = -1, offsets: bool = False,
+                     comment: Optional[Pattern] = None) -> Iterator[Sentence]:
+    """Sentences of the CoNLL variants read_bio does not parse: space-separated columns (MultiCoNER
+    `token _ _ TAG`, HarveyNER `token TAG`), comment lines (`# id ...`, `# document: ...`, `-DOCSTART-`),
+    or character offsets (AnEM `token start end TAG`: tokens are joined as the document spaced them).
+    IOB2 tags; as in read_bio, an I- tag after O or another type starts a new entity."""
+    rows: List[List[str]] = []
+    for line in read_lines(path) + [""]:
+        if comment is not None and comment.match(line):
+            continue
+        if line.strip():
+            rows.append(line.split(sep))
+            continue
+        if rows:
+            yield _assemble(rows, tag_col, offsets)
+            rows = []
+
+
+def _assemble(rows: List[List[str]], tag_col: int, offsets: bool) -> Sentence:
+    text, spans, cur, prev_end = "", defaultdict(list), None, 0
+    for cols in rows:
+        tok, tag = cols[0], cols[tag_col].strip()
+        if text and (not offsets or int(cols[1]) > prev_end):
+            text += " "
+        start = len(text)
+        text += tok
+        prev_end = int(cols[2]) if offsets else 0
+        kind = tag[2:] if tag != "O" else None
+        if tag.startswith("B-") or (tag.startswith("I-") and cur != kind):
+            spans[kind].append([start, len(text)])
+        elif tag.startswith("I-"):
+            spans[kind][-1][1] = len(text)
+        cur = kind
+    return text, dict(spans), len(rows)
+
+
+def _trim(text: str, spans: Spans) -> Spans:
+    """Spans without edge whitespace / zero-width characters (StackOverflow has entities that are one U+200C)."""
+    out: Spans = {}
+    for kind, lst in spans.items():
+        kept = []
+        for s, e in lst:
+            while s < e and (text[s].isspace() or text[s] in INVISIBLE):
+                s += 1
+            while e > s and (text[e - 1].isspace() or text[e - 1] in INVISIBLE):
+                e -= 1
+            if s < e:
+                kept.append([s, e])
+            else:
+                STATS["ner: empty entity dropped"] += 1
+        if kept:
+            out[kind] = kept
+    return out
+
+
+def passages(task: str, sentences: Iterable[Sentence],
+             drop: Optional[Callable[[str], Optional[str]]] = None) -> Iterator[Tuple[str, Spans]]:
+    """Sentences of at least MIN_TOKENS tokens that `drop` keeps (it returns the reason to drop one, or None)."""
+    for text, spans, n_tokens in sentences:
+        if text.startswith(DOCSTART) and n_tokens <= 2:
+            continue
+        if n_tokens < MIN_TOKENS:
+            STATS[f"{task}: under {MIN_TOKENS} tokens"] += 1
+            continue
+        reason = drop(text) if drop else None
+        if reason:
+            STATS[f"{task}: {reason}"] += 1
+            continue
+        yield text, _trim(text, spans)
+
+
+def _files(raw_dir: Path, task: str) -> List[Path]:
+    return [Path(raw_dir) / p for p in TRAIN_FILES[task]]
+
+
+def _bio_task(task: str, raw_dir: Path, templates: dict, rng: random.Random, drop=None, **reader) -> Iterator[dict]:
+    """A tagged-token set: read_bio where it parses the file, else tagged_sentences(**reader)."""
+    sents = (s for path in _files(raw_dir, task)
+             for s in (tagged_sentences(path, **reader) if reader else bio_sentences(path)))
+    yield from type_examples(task, passages(task, sents, drop), templates, rng)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+# ---------------------------------------------------------------- converters
+@converters.register("fewnerd")
+def convert_fewnerd(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    held_out = {_norm(t) for t in EVAL_OVERLAP["fewnerd"]}
+    yield from _bio_task("fewnerd", raw_dir, templates, rng,
+                         drop=lambda text: "also in CrossNER (EVAL)" if _norm(text) in held_out else None)
+
+
+@converters.register("multiconer2")
+def convert_multiconer2(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("multiconer2", raw_dir, templates, rng, sep=" ", comment=re.compile(r"# id \S+\tdomain="))
+
+
+@converters.register("stackoverflow_ner")
+def convert_stackoverflow_ner(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("stackoverflow_ner", raw_dir, templates, rng,  # read_bio: the gold tag is column 2
+                         drop=lambda text: "post header or code placeholder" if SO_PSEUDO.fullmatch(text) else None)
+
+
+@converters.register("wlp")
+def convert_wlp(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("wlp", raw_dir, templates, rng, sep="\t", tag_col=1, comment=re.compile(r"# document: "))
+
+
+@converters.register("gum_ner")
+def convert_gum_ner(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("gum_ner", raw_dir, templates, rng)
+
+
+@converters.register("wnut16")
+def convert_wnut16(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("wnut16", raw_dir, templates, rng)
+
+
+@converters.register("harveyner")
+def convert_harveyner(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("harveyner", raw_dir, templates, rng, sep=" ", comment=re.compile(r"-DOCSTART-( |$)"))
+
+
+@converters.register("anem")
+def convert_anem(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("anem", raw_dir, templates, rng, sep="\t", offsets=True)
+
+
+@converters.register("bionlp13cg")
+def convert_bionlp13cg(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("bionlp13cg", raw_dir, templates, rng)
+
+
+@converters.register("bionlp13pc")
+def convert_bionlp13pc(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("bionlp13pc", raw_dir, templates, rng)
+
+
+@converters.register("bionlp11id")
+def convert_bionlp11id(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("bionlp11id", raw_dir, templates, rng)
+
+
+@converters.register("bc5cdr")
+def convert_bc5cdr(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("bc5cdr", raw_dir, templates, rng)
+
+
+@converters.register("ncbi_disease")
+def convert_ncbi_disease(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("ncbi_disease", raw_dir, templates, rng)
+
+
+@converters.register("jnlpba")
+def convert_jnlpba(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    yield from _bio_task("jnlpba", raw_dir, templates, rng)
+
+
+# ---------------------------------------------------------------- Pile-NER
+def locate_all(text: str, entities: Iterable[str]) -> List[List[int]]:
+    """Every whole-word occurrence of each entity string (Pile-NER lists strings, not offsets);
+    where occurrences overlap the longer one is kept."""
+    found = []
+    for ent in {e.strip() for e in entities if e.strip()}:
+        for m in re.finditer(re.escape(ent), text):
+            s, e = m.span()
+            if (ent[0].isalnum() and s > 0 and text[s - 1].isalnum()) or \
+                    (ent[-1].isalnum() and e < len(text) and text[e].isalnum()):
+                continue  # inside a longer word
+            found.append([s, e])
+    kept: List[List[int]] = []
+    for s, e in sorted(found, key=lambda x: (x[0] - x[1], x[0])):
+        if all(e <= ks or s >= ke for ks, ke in kept):
+            kept.append([s, e])
+    return sorted(kept)
+
+
+def pile_definitions(path: Path) -> Dict[str, Tuple[str, Optional[str]]]:
+    """{type: (definition, guidelines or None)}; guidelines cut off mid-sentence in the source are left out."""
+    with _open(path) as f:
+        raw = json.load(f)
+    out = {}
+    for name, entry in raw.items():
+        answer = json.loads(entry["gpt_answer"])
+        guidelines = answer.get("Guidelines", "").strip()
+        out[name] = (answer["Definition"].strip(), guidelines if guidelines.endswith((".", ")", "'", '"')) else None)
+    return out
+
+
+@converters.register("pilener")
+def convert_pilener(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    """One example per data row (passage, type), its negatives (output "[]") kept as they are."""
+    rows_path, defs_path = _files(raw_dir, "pilener")
+    types = load_types()
+    names, defs = types["pilener"], pile_definitions(defs_path)
+    for r in read_jsonl(rows_path):
+        tag, text, ents = r["tagName"], r["input"], json.loads(r["output"])
+        spans = locate_all(text, ents)
+        if ents and not spans:
+            STATS["pilener: entities not found in passage"] += 1
+            continue
+        if tag not in names:
+            raise ValueError(f"pilener: entity type {tag!r} has no names in {TYPES_PATH.name}")
+        definition, guidelines = defs.get(tag, (None, None))
+        yield record("pilener", type_prompt(rng, templates, types, tag, names[tag], definition, guidelines),
+                     text, spans=spans)
