@@ -122,6 +122,8 @@ def answer(question: str, contexts: Texts, *, max_answer_words: int = 30, model=
 def entail(premise: Texts, hypothesis: Texts, *, model=None) -> List[Dict[str, float]]:
     """{entailment, neutral, contradiction} probabilities per (premise, hypothesis) pair."""
     premises, hypotheses = _pairs(premise, hypothesis)
+    for h in hypotheses:
+        _require_text("hypothesis", h)
     prompts = [task_template("entail").format(hypothesis=strip_end(h)) for h in hypotheses]
     results = _model(model).run_texts(zip(prompts, premises))
     return [_nli(classification_probs(r)) for r in results]

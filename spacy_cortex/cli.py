@@ -50,6 +50,15 @@ def parse_labels(values: List[str]) -> dict:
 def build_pipeline(model: str, precision: str, ner: List[str], cats: List[str],
                    questions: List[str], exclusive: bool, threshold: float, prefer_specific: bool = True,
                    none_label: Optional[str] = None):
+    """The pipeline the options describe; a bad option value is a usage error naming it."""
+    try:
+        return _build_pipeline(model, precision, ner, cats, questions, exclusive, threshold,
+                               prefer_specific, none_label)
+    except ValueError as err:  # labels, prompts, thresholds, checkpoint (CheckpointError)
+        raise typer.BadParameter(str(err)) from None
+
+
+def _build_pipeline(model, precision, ner, cats, questions, exclusive, threshold, prefer_specific, none_label):
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex", config={"model": {"checkpoint": model, "precision": precision}})
     if ner:

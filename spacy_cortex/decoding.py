@@ -5,7 +5,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .encoding import NEGATIVE, NEUTRAL, POSITIVE, RequestResult
+from .encoding import NEGATIVE, NEUTRAL, POSITIVE, RequestResult, is_pictograph
 
 
 @dataclass(frozen=True)
@@ -27,25 +27,11 @@ def _is_punctuation(text: str) -> bool:
     return all(unicodedata.category(c).startswith("P") for c in text)
 
 
-EMOJI_JOINERS = {"\u200d", "\ufe0e", "\ufe0f"}
-
-
-def _is_pictograph(text: str) -> bool:
-    """Emoji, pictographs, flags, skin tones, ™ ® ©: never part of an entity or answer,
-    wherever they stand. The degree sign is a unit ("180°"), as in spaCy's own icon class
-    ([\p{So}--[°]]); ASCII symbols (C++, $) and currency or maths signs (€5, ±2) are
-    handled like punctuation."""
-    return all(
-        c in EMOJI_JOINERS or (c != "°" and not c.isascii() and unicodedata.category(c) in ("So", "Sk"))
-        for c in text
-    )
-
-
 def _trimmable(text: str, words: np.ndarray, i: int, inner: int) -> bool:
     """Whether edge word i may go: a pictograph always; punctuation when a space separates
     it from its inner neighbour `inner` ("( Reuters" -> "Reuters", "U.S." keeps its dot)."""
     word = text[words[i, 0] : words[i, 1]]
-    if _is_pictograph(word):
+    if is_pictograph(word):
         return True
     return _is_punctuation(word) and (inner == i or words[min(i, inner), 1] < words[max(i, inner), 0])
 
@@ -62,13 +48,13 @@ def trim_punctuation(text: str, words: np.ndarray, lo: int, hi: int) -> Tuple[in
 
 def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
     """Maximal runs of words whose inside-probability reaches the threshold, never across a
-    line break (a list of names, one per line, is one entity per line), edge pictographs
-    and spaced punctuation trimmed; a span's score is the mean inside-probability of its
-    words."""
+    line break (a list of names, one per line, is one entity per line) or a pictograph,
+    edge pictographs and spaced punctuation trimmed; a span's score is the mean
+    inside-probability of its words."""
     inside = result.word_probs()[:, POSITIVE]
     words = result.encoded.word_spans
     text = result.encoded.text
-    breaks = result.encoded.line_starts
+    breaks = result.encoded.span_breaks
     spans = []
     start = None
     for i in range(len(inside) + 1):

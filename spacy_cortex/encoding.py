@@ -5,6 +5,7 @@ Every input is `[CLS] prompt [SEP] context-window [SEP]`. A context is tokenized
 overlapping windows so nothing is truncated.
 """
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -25,11 +26,26 @@ class PromptTooLongError(ValueError):
     pass
 
 
-# Symbol characters (emoji, pictographs, flags, ™ ®, €, ±, ...), with the joiners and
-# variation selectors that build emoji sequences. BERT's pre-tokenizer splits punctuation
-# but not these, so "Apple🍎" is one word, and WordPiece turns a word it cannot spell
-# wholly into [UNK]: the entity disappears.
-SYMBOLS = r"[\p{S}\x{200D}\x{FE0E}\x{FE0F}]"
+# Pictographs: emoji, flags, skin tones, ™ ® ©, arrows, with the joiners and variation
+# selectors that build emoji sequences; not ASCII symbols (BERT splits those already), the
+# degree sign, currency or maths signs, which belong to their numbers (200°F, £4, ±2).
+# BERT's pre-tokenizer does not split them off, so "Apple🍎" is one word, and WordPiece turns
+# a word it cannot spell wholly into [UNK]: the entity disappears.
+EMOJI_JOINERS = "\u200d\ufe0e\ufe0f"
+SYMBOLS = r"[\p{So}\p{Sk}\x{2190}-\x{21FF}\x{200D}\x{FE0E}\x{FE0F}&&[^\x{B0}\x{00}-\x{7F}]]"
+# Control characters that end a line (form feed: PDF page breaks, vertical tab, NEL, file
+# and record separators). BERT's normalizer deletes them, gluing the words on both sides
+# into one ("Watson\fDaniel" -> "watsondaniel"); they are read as line breaks instead.
+LINE_CONTROLS = {ord(c): "\n" for c in "\v\f\x85\x1c\x1d\x1e"}
+
+
+def is_pictograph(text: str) -> bool:
+    """Whether every character of `text` is a pictograph (see SYMBOLS)."""
+    return bool(text) and all(
+        c in EMOJI_JOINERS
+        or (c != "°" and not c.isascii() and (unicodedata.category(c) in ("So", "Sk") or "\u2190" <= c <= "\u21ff"))
+        for c in text
+    )
 
 
 def isolate_symbols(tokenizer) -> None:
@@ -44,7 +60,7 @@ def isolate_symbols(tokenizer) -> None:
     backend.pre_tokenizer = pre_tokenizers.Sequence([split] + ([backend.pre_tokenizer] if backend.pre_tokenizer else []))
 
 
-LINE_BREAKS = frozenset("\n\r\v\f\x85\u2028\u2029")
+LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 @dataclass
@@ -92,10 +108,14 @@ class EncodedText:
         levels[1:][(lines >= 2) | ((lines == 1) & ends)] = PARAGRAPH
         return levels
 
-    @property
-    def line_starts(self) -> np.ndarray:
-        """(n_words,) bool: a line break stands between word i - 1 and word i."""
-        return self.word_breaks >= LINE
+    @cached_property
+    def span_breaks(self) -> np.ndarray:
+        """(n_words,) bool: a line break, or a pictograph left out of the model input,
+        stands between word i - 1 and word i: no entity span runs across it."""
+        spans = self.word_spans
+        dropped = np.zeros(len(spans), dtype=bool)
+        dropped[1:] = [bool(self.text[a:b].strip()) for a, b in zip(spans[:-1, 1], spans[1:, 0])]
+        return (self.word_breaks >= LINE) | dropped
 
     @cached_property
     def breaks(self) -> np.ndarray:
@@ -115,20 +135,26 @@ class EncodedText:
 
 
 def encode_text(tokenizer, text: str) -> EncodedText:
+    """Tokenize a context once: sub-token ids, their character offsets into `text` and
+    their word ids. Line-ending control characters count as line breaks; pictographs the
+    tokenizer cannot spell ([UNK]) are left out of the model input, so an emoji next to a
+    name neither hides it nor enters its span."""
     enc = tokenizer(
-        text,
+        text.translate(LINE_CONTROLS),  # same length: offsets stay those of `text`
         add_special_tokens=False,
         return_offsets_mapping=True,
         return_attention_mask=False,
         verbose=False,
     )
-    word_ids = enc.word_ids()
-    return EncodedText(
-        text=text,
-        ids=np.asarray(enc["input_ids"], dtype=np.int64),
-        offsets=np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2),
-        word_ids=np.asarray([w if w is not None else 0 for w in word_ids], dtype=np.int64),
-    )
+    ids = np.asarray(enc["input_ids"], dtype=np.int64)
+    offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    word_ids = np.asarray([w if w is not None else 0 for w in enc.word_ids()], dtype=np.int64)
+    keep = np.array([i != tokenizer.unk_token_id or not is_pictograph(text[a:b])
+                     for i, (a, b) in zip(ids, offsets)], dtype=bool)
+    if not keep.all():
+        word_ids = np.unique(word_ids[keep], return_inverse=True)[1].astype(np.int64)
+        ids, offsets = ids[keep], offsets[keep]
+    return EncodedText(text=text, ids=ids, offsets=offsets.reshape(-1, 2), word_ids=word_ids.reshape(-1))
 
 
 def encode_prompt(tokenizer, prompt: str) -> np.ndarray:
@@ -152,18 +178,16 @@ def context_room(tokenizer, n_prompt: int, max_length: int) -> int:
 # sentence, a line, a paragraph (blank line).
 INSIDE_WORD, WORD, SENTENCE, LINE, PARAGRAPH = range(5)
 SENTENCE_ENDS = frozenset(".!?\u2026")
-# A window closed at a paragraph break is topped up with the next paragraphs only while it
-# holds fewer context tokens than this: headers, greetings and list items get company,
-# paragraphs of their own are read alone, as the model was trained.
-PACK_BELOW_TOKENS = 48
 
 
 def context_windows(breaks: np.ndarray, room: int, stride: int) -> List[Tuple[int, int]]:
     """(start, end) sub-token ranges of the windows over a context of len(breaks) tokens.
 
     breaks: (n,) how good a window edge lies just before each token (INSIDE_WORD ..
-    PARAGRAPH; `EncodedText.breaks`). A window never crosses a paragraph break (short
-    paragraphs are packed together below PACK_BELOW_TOKENS) and never cuts a word. A
+    PARAGRAPH; `EncodedText.breaks`). A window never crosses a paragraph break, so every
+    paragraph is read as it would be alone (as the model was trained, and whatever precedes
+    it: a short heading packed with the next paragraph changed what was found there), and
+    never cuts a word. A
     paragraph longer than `room` is cut at its best break (sentence > word) in the second
     half of the room, the next window starting at the best break among the last `stride`
     tokens, so consecutive windows overlap by at most `stride` whole sentences or words.
@@ -176,11 +200,7 @@ def context_windows(breaks: np.ndarray, room: int, stride: int) -> List[Tuple[in
     windows = []
     start = 0
     while start < n:
-        k = int(np.searchsorted(paragraphs, start, side="right"))
-        end = int(paragraphs[k])
-        while end - start < PACK_BELOW_TOKENS and k + 1 < len(paragraphs) and paragraphs[k + 1] - start <= room:
-            k += 1
-            end = int(paragraphs[k])
+        end = int(paragraphs[np.searchsorted(paragraphs, start, side="right")])
         if end - start <= room:
             windows.append((start, end))
             start = end

@@ -32,6 +32,7 @@ from .encoding import (
 NUM_LABELS = 3
 ID2LABEL = {0: "neutral", 1: "positive", 2: "negative"}
 WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # a fast tokenizer, or a WordPiece vocabulary to build one
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -101,6 +102,8 @@ def check_checkpoint_dir(path: Path, head: bool = True) -> None:
         raise CheckpointError(
             f"{path} has no {WEIGHTS_FILE}: weights are read from safetensors only"
         )
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        raise CheckpointError(f"{path} has no tokenizer ({' or '.join(TOKENIZER_FILES)})")
     if head:
         config = json.loads((path / "config.json").read_text(encoding="utf8"))
         n_labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
@@ -210,14 +213,19 @@ class CortexModel:
         self._check_length()
 
     def __getstate__(self) -> dict:
-        # Locks do not pickle; the bf16 copy is made again where it is needed.
-        state = dict(self.__dict__, _bf16_copy=None)
+        # Locks do not pickle; the bf16 copy is made again where it is needed. Unpickled
+        # tensors get new version counters: carry "unchanged since loaded" across instead.
+        state = dict(self.__dict__, _bf16_copy=None, _loaded_version=None)
+        state["_unchanged"] = self.loaded and weights_version(self._hf_model) == self._loaded_version
         del state["_lock"]
         return state
 
     def __setstate__(self, state: dict) -> None:
+        unchanged = state.pop("_unchanged")
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        if unchanged:
+            self._loaded_version = weights_version(self._hf_model)
 
     @property
     def loaded(self) -> bool:

@@ -6,6 +6,7 @@ leaves the probabilities on the doc for the task components to decode.
 """
 import bisect
 import logging
+import warnings
 import random
 import tempfile
 from pathlib import Path
@@ -181,9 +182,15 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
 
 
 def ensure_cortex(nlp: Language, upstream: str) -> None:
-    """A task component added to a pipeline without its cortex component brings one."""
-    if upstream not in nlp.component_names:
-        nlp.add_pipe("cortex", name=upstream, first=True)
+    """A task component added to a pipeline without its cortex component brings one (with
+    a warning where another cortex exists: `upstream` may be misspelt)."""
+    if upstream in nlp.component_names:
+        return
+    others = [name for name in nlp.component_names if isinstance(nlp.get_pipe(name), Cortex)]
+    if others:
+        warnings.warn(f"upstream {upstream!r} is not in the pipeline, so a second cortex model is added "
+                      f"under that name; the pipeline has {others}: set upstream to share it")
+    nlp.add_pipe("cortex", name=upstream, first=True)
 
 
 class Task:

@@ -1,5 +1,6 @@
 """cortex_qa: extractive questions (answer span or no answer) and yes/no questions."""
 import re
+import warnings
 import string
 from collections import Counter
 from typing import Dict, Iterable, List, Optional, Tuple, Union
@@ -55,6 +56,10 @@ class QATask(Task):
         if max_answer_words < 1:
             raise ValueError(f"max_answer_words must be at least 1, got {max_answer_words}")
         self.questions = [normalize_question(q) for q in questions]
+        asked = [q["question"] for q in self.questions]
+        repeated = sorted({q for q in asked if asked.count(q) > 1})
+        if repeated:
+            warnings.warn(f"Questions given more than once (each is answered once per listing): {repeated}")
         self.no_answer_threshold = no_answer_threshold
         self.max_answer_words = max_answer_words
 

@@ -19,6 +19,8 @@ def cortex_mini_en() -> Path:
 
 def resolve_checkpoint(name_or_path: str) -> Path:
     """A registered checkpoint name, or a path to a Hugging Face model folder."""
+    if not str(name_or_path).strip():
+        raise ValueError("Empty cortex checkpoint: give a registered name or a folder")
     if name_or_path in checkpoints:
         return Path(checkpoints.get(name_or_path)())
     path = Path(name_or_path).expanduser()

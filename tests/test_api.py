@@ -176,3 +176,8 @@ def test_bad_arguments_are_named(model, call, match):
 def test_similarity_broadcasts_one_text_either_way(model):
     many = ["a drug was given", "shipping", "billing"]
     assert similarity(many, "refund", model=model) == pytest.approx(similarity("refund", many, model=model))
+
+
+def test_entail_needs_a_hypothesis(model):
+    with pytest.raises(ValueError, match="hypothesis"):
+        entail("A man sleeps.", "", model=model)

@@ -68,3 +68,15 @@ def test_one_cat_is_yes_no_and_none_label(negative_checkpoint, tmp_path):
     none = CliRunner().invoke(app, common + ["--cat", "refund", "--cat", "billing", "--none-label", "none"])
     assert none.exit_code == 0, none.output
     assert json.loads(none.stdout.splitlines()[0])["cats"]["none"] > 0.99
+
+
+@pytest.mark.parametrize("options", [
+    ["--cat", ""], ["--cat", "a", "--cat", "b", "--none-label", "a"], ["--ner", "X", "--threshold", "1.5"],
+    ["--ner", "X", "--threshold", "0"], ["-q", " "],
+])
+def test_bad_option_values_are_usage_errors(tiny_checkpoint, tmp_path, options):
+    source = tmp_path / "texts.txt"
+    source.write_text("text\n", encoding="utf8")
+    result = CliRunner().invoke(app, ["annotate", str(source), "--model", str(tiny_checkpoint)] + options)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output

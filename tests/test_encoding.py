@@ -26,7 +26,6 @@ from spacy_cortex.encoding import (
     context_windows,
     INSIDE_WORD,
     LINE,
-    PACK_BELOW_TOKENS,
     PARAGRAPH,
     SENTENCE,
     WORD,
@@ -67,9 +66,7 @@ def test_context_windows_cover_every_token_and_respect_breaks(n_context, room, s
         inner = breaks[start + 1 : end]
         if next_start < end:  # an overlapping cut is inside one paragraph
             assert not (inner >= PARAGRAPH).any()
-        if (inner >= PARAGRAPH).any():  # paragraphs share a window only when packed small
-            first = start + 1 + int(np.flatnonzero(inner >= PARAGRAPH)[0])
-            assert first - start < PACK_BELOW_TOKENS
+        assert not (inner >= PARAGRAPH).any()  # one paragraph per window
     assert covered.min() >= 1
     assert windows[0][0] == 0 and windows[-1][1] == n_context
 
@@ -91,8 +88,8 @@ def test_context_windows_one_paragraph_per_window():
     breaks = np.full(300, WORD, dtype=np.int8)
     breaks[[0, 100, 200]] = PARAGRAPH
     assert context_windows(breaks, room=250, stride=64) == [(0, 100), (100, 200), (200, 300)]
-    breaks[[10, 20]] = PARAGRAPH  # short paragraphs (a header, a greeting) are packed
-    assert context_windows(breaks, room=250, stride=64) == [(0, 100), (100, 200), (200, 300)]
+    breaks[[10, 20]] = PARAGRAPH  # a heading or greeting is a paragraph of its own
+    assert context_windows(breaks, room=250, stride=64) == [(0, 10), (10, 20), (20, 100), (100, 200), (200, 300)]
 
 
 def test_context_windows_zero_length_context():
@@ -107,7 +104,7 @@ def test_encoded_text_breaks(tok):
     assert levels["Bob"] == LINE  # a line break inside a sentence (a list, wrapped text)
     assert levels["Done"] == SENTENCE
     assert levels["New"] == PARAGRAPH and levels["lower"] == WORD
-    assert encoded.line_starts.tolist() == [lvl >= LINE for lvl in encoded.word_breaks]
+    assert encoded.span_breaks.tolist() == [lvl >= LINE for lvl in encoded.word_breaks]
     pieces = encoded.breaks[1:][encoded.word_ids[1:] == encoded.word_ids[:-1]]
     assert (pieces == INSIDE_WORD).all()
 
@@ -174,13 +171,25 @@ def test_word_spans(tok):
 
 
 def test_emoji_text(tok):
+    """Pictographs the tokenizer cannot spell ([UNK]) stay out of the model input: an
+    unknown token beside a name made the model miss it (0.43 instead of 0.88)."""
     text = "I love 🍕 pizza 😀!"
     enc = encode_text(tok, text)
     words = [text[s:e] for s, e in enc.word_spans]
-    assert "🍕" in words and "😀" in words
-    assert words == ["I", "love", "🍕", "pizza", "😀", "!"]
+    assert words == ["I", "love", "pizza", "!"]
+    assert tok.unk_token_id not in enc.ids
     for s, e in enc.offsets:
         assert text[s:e].strip() == text[s:e] != ""
+    assert len(encode_text(tok, "🍕😀 🇺🇸")) == 0  # nothing left: an empty context
+
+
+@pytest.mark.parametrize("control", ["\f", "\v", "\x85", "\x1e"])
+def test_line_ending_controls_are_line_breaks(tok, control):
+    """BERT's normalizer deletes control characters, which glued 'Watson\fDaniel' into one word."""
+    text = f"emma watson{control}daniel"
+    enc = encode_text(tok, text)
+    assert [text[a:b] for a, b in enc.word_spans] == ["emma", "watson", "daniel"]
+    assert enc.span_breaks.tolist()[1:] == [False, True]
 
 
 @pytest.mark.parametrize("text", ["", " ", "   \n\t  "])
@@ -317,7 +326,7 @@ def test_label_ids():
 
 @pytest.mark.parametrize("text,word", [
     ("Thanks Apple🍎 for", "Apple"), ("Apple™ rocks", "Apple"), ("Nike® shoes", "Nike"),
-    ("🇺🇸USA", "USA"), ("👩‍💻Ada", "Ada"), ("Paris❤️", "Paris"), ("±5", "5"),
+    ("🇺🇸USA", "USA"), ("👩‍💻Ada", "Ada"), ("Paris❤️", "Paris"), ("🙏🏻Pope", "Pope"), ("Amazon→AWS", "AWS"),
 ])
 def test_symbols_glued_to_words_are_words_of_their_own(text, word):
     """WordPiece turns a word it cannot spell wholly into [UNK]: 'apple🍎' hid the entity."""
@@ -335,5 +344,5 @@ def test_symbols_glued_to_words_are_words_of_their_own(text, word):
 def test_plain_text_tokenizes_as_before():
     plain, isolated = tiny_tokenizer(), tiny_tokenizer()
     isolate_symbols(isolated)
-    text = "The patient, aged 54, was given 20 mg (twice) of atorvastatin; C++ and $5 too."
+    text = "The patient, aged 54, was given 20 mg (twice) of atorvastatin; C++ and $5 too, 200°F, £4, ±2."
     assert encode_text(plain, text).ids.tolist() == encode_text(isolated, text).ids.tolist()

@@ -206,11 +206,11 @@ def test_pipe_equals_call(make_nlp, varied_checkpoint):
 
 
 def test_emoji_entities_align_to_spacy_tokens(make_nlp, positive_checkpoint):
+    """Pictographs are left out of the model input and no span runs across one."""
     nlp = make_nlp(positive_checkpoint, textcat=False, qa=False)
     text = "I love 🍕 and the drug 😀!"
     doc = nlp(text)
-    [ent] = doc.ents
-    assert ent.text == text
+    assert [e.text for e in doc.ents] == ["I love", "and the drug"]
 
 
 # --- label order -----------------------------------------------------------------------------
@@ -646,3 +646,38 @@ def test_the_prompts_run_are_visible(make_nlp, tiny_checkpoint):
     assert nlp.get_pipe("cortex_qa").label_prompts == {"Who was prescribed the drug?": "Who was prescribed the drug?"}
     doc = nlp("20 mg atorvastatin")
     assert all(e.label_ in {"ORG", "MilitaryPlatform"} for e in doc.ents)  # the user's labels
+
+
+def test_unpickled_unchanged_pipeline_still_saves_fp16(tmp_path, tiny_checkpoint):
+    from safetensors import safe_open
+
+    fp16 = tmp_path / "fp16"
+    CortexModel.from_path(tiny_checkpoint).save(fp16, fp16=True)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(fp16)}})
+    nlp.add_pipe("cortex_textcat", config={"labels": ["refund", "billing"]})
+    nlp("a refund")
+    pickle.loads(pickle.dumps(nlp)).to_disk(tmp_path / "saved")
+    with safe_open(str(tmp_path / "saved" / "cortex" / "model.safetensors"), framework="pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+
+
+def test_a_misspelt_upstream_warns_before_adding_a_second_model(tiny_checkpoint):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", name="enc", config={"model": {"checkpoint": str(tiny_checkpoint)}})
+    with pytest.warns(UserWarning, match=r"'encc' is not in the pipeline.*\['enc'\]"):
+        nlp.add_pipe("cortex_textcat", config={"labels": ["a", "b"], "upstream": "encc"})
+
+
+@pytest.mark.parametrize("remove", [["tokenizer.json", "vocab.txt"]])
+def test_checkpoint_without_tokenizer_fails_at_add_pipe(tmp_path, tiny_checkpoint, remove):
+    folder = shutil.copytree(tiny_checkpoint, tmp_path / "no-tokenizer")
+    for name in remove:
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(CheckpointError, match="no tokenizer"):
+        spacy.blank("en").add_pipe("cortex", config={"model": {"checkpoint": str(folder)}})
+
+
+def test_empty_checkpoint_name_is_named():
+    with pytest.raises(ValueError, match="Empty cortex checkpoint"):
+        spacy.blank("en").add_pipe("cortex", config={"model": {"checkpoint": " "}})

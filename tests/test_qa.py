@@ -213,3 +213,10 @@ def test_answer_and_span_agree_on_spacy_tokens(positive_checkpoint):
     assert (entry["text"], entry["start_char"], entry["end_char"]) == (span.text, span.start_char, span.end_char)
     assert all(doc.text[entry["start_char"]:entry["end_char"]] == entry["text"] for entry in doc._.cortex_answers)
     assert span.start_char in {t.idx for t in doc} and span.end_char in {t.idx + len(t) for t in doc}
+
+
+def test_repeated_questions_warn():
+    from spacy_cortex.qa import make_qa_task
+
+    with pytest.warns(UserWarning, match="more than once"):
+        make_qa_task(["Who?", "Who?"])

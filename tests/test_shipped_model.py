@@ -115,3 +115,39 @@ def test_one_category_is_a_yes_no_question():
     nlp.add_pipe("cortex_textcat", config={"labels": ["refund request"]})
     yes, no = nlp("Please refund the duplicate payment."), nlp("The weather is lovely today.")
     assert yes.cats["refund request"] > 0.5 > no.cats["refund request"]
+
+
+@pytest.mark.parametrize("text,name", [
+    ("👩‍💻Ada Lovelace coded.", "Ada Lovelace"), ("Elon Musk🚀 runs SpaceX.", "Elon Musk"),
+    ("Thanks🙏🏼Jacinda Ardern!", "Jacinda Ardern"),
+])
+def test_an_emoji_beside_a_name_does_not_hide_it(text, name):
+    """The model finds the name (an [UNK] beside it made the score fall below threshold).
+    Doc.ents follow spaCy's tokens, and spaCy's English tokenizer keeps a skin-tone
+    modifier with the next word ('🏼Jacinda'); extract() gives the exact offsets."""
+    from spacy_cortex import extract
+    from spacy_cortex.encoding import is_pictograph
+
+    [(found, label)] = ner_found(["PERSON"], text)
+    assert label == "PERSON" and found.endswith(name) and is_pictograph(found[: -len(name)] or "🏼")
+    assert [s["text"] for s in extract(text, "Find all person mentioned in the text.")[0]] == [name]
+
+
+@pytest.mark.parametrize("context,expected", [
+    ("Set the oven to 200°F please.", "200°F"), ("It was 30°C in Madrid.", "30°C"),
+])
+def test_units_stay_with_their_numbers(context, expected):
+    assert answer("What temperature?", context)[0]["text"] == expected
+
+
+def test_a_heading_does_not_change_the_paragraph_after_it():
+    paragraph = ("Yesterday's match was incredible: Real Madrid came back from two goals down to beat "
+                 "Bayern Munich 3-2 in the Champions League semi-final, with Vinicius Junior scoring "
+                 "the winner in stoppage time.")
+    for text in (paragraph, "Sports\n\n" + paragraph, paragraph + "\n\nThe central bank kept rates unchanged."):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("cortex_ner", config={"labels": ["PERSON", "ORG"]})
+        found = [(e.text, e.label_) for e in nlp(text).ents]
+        if text == paragraph:
+            expected = found
+        assert found == expected

@@ -105,3 +105,8 @@ def test_label_prompts_bad_template(template, match):
 def test_with_article():
     assert [with_article(n) for n in ("writer", "organization", "Award", "musical artist")] == [
         "a writer", "an organization", "an Award", "a musical artist"]
+
+
+def test_labels_with_the_same_prompt_warn():
+    with pytest.warns(UserWarning, match=r"same prompt.*\['PER', 'PERSON'\]"):
+        label_prompts(["PER", "PERSON"], None, "ner")

@@ -64,7 +64,14 @@ def label_prompts(labels: Labels, template: Optional[str], task: str) -> Dict[st
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         warnings.warn(f"Labels given more than once (each is asked once): {repeated}")
-    return {name: template.format(label=label_words(name)) for name in names}
+    prompts = {name: template.format(label=label_words(name)) for name in names}
+    by_prompt: Dict[str, list] = {}
+    for name, prompt in prompts.items():
+        by_prompt.setdefault(prompt, []).append(name)
+    same = [names for names in by_prompt.values() if len(names) > 1]
+    if same:
+        warnings.warn(f"Labels asked with the same prompt (they find the same spans): {same}")
+    return prompts
 
 
 def check_none_label(none_label: Optional[str], labels) -> None:
