@@ -107,3 +107,23 @@ def task_nlp(checkpoint, factory: str, config: dict):
     nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint)}})
     nlp.add_pipe(factory, config=config)
     return nlp
+
+
+CONVERTER_FIXTURES = Path(__file__).resolve().parent.parent / "corpus" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def templates():
+    """The converters' training prompt templates."""
+    from spacy_cortex import convert
+
+    return convert.load_templates()
+
+
+def run_converter(name, templates, seed=0):
+    """All records of one registered converter over the fixture files."""
+    import random
+
+    from spacy_cortex import convert
+
+    return list(convert.converters.get(name)(CONVERTER_FIXTURES, templates, random.Random(seed)))

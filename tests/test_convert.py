@@ -7,24 +7,16 @@ from pathlib import Path
 import pytest
 
 from spacy_cortex import convert as C
+from conftest import CONVERTER_FIXTURES, run_converter
 
-FIX = Path(__file__).resolve().parent.parent / "corpus" / "fixtures"
+FIX = CONVERTER_FIXTURES
 ALL = sorted(C.converters.get_all())
 LABELS = {"positive", "negative", "neutral"}
 
 
 @pytest.fixture(scope="module")
-def templates():
-    return C.load_templates()
-
-
-def run_task(name, templates, seed=0):
-    return list(C.converters.get(name)(FIX, templates, random.Random(seed)))
-
-
-@pytest.fixture(scope="module")
 def outputs(templates):
-    return {name: run_task(name, templates) for name in ALL}
+    return {name: run_converter(name, templates) for name in ALL}
 
 
 def test_core_tasks_registered():
@@ -54,7 +46,7 @@ def test_squad_spans_slice_to_answer(templates):
     answers = {qa["question"].strip(): qa["answers"][0]["text"] for a in data["data"]
                for p in a["paragraphs"] for qa in p["qas"]}
     C.STATS.clear()
-    recs = run_task("squad", templates)
+    recs = run_converter("squad", templates)
     assert len(recs) == len(answers) - 1  # the planted unlocatable answer is skipped and counted
     assert C.STATS["squad: answer not found"] == 1
     for r in recs:
@@ -66,7 +58,7 @@ def test_squad_spans_slice_to_answer(templates):
 def test_squad_noanswer_uses_other_article(templates):
     data = json.loads((FIX / "squad_v1.1" / "train-v1.1.reconstructed.json").read_text())
     own = {qa["question"].strip(): p["context"] for a in data["data"] for p in a["paragraphs"] for qa in p["qas"]}
-    recs = run_task("squad_noanswer", templates, seed=3)
+    recs = run_converter("squad_noanswer", templates, seed=3)
     assert recs
     for r in recs:
         assert r["spans"] == [] and r["cls"] == "negative"
@@ -84,34 +76,34 @@ def test_read_bio_spans():
 
 def test_ner_one_example_per_type_including_absent(templates):
     n_sent = len(list(C.read_bio(FIX / "conll2003" / "train.txt"))) + len(list(C.read_bio(FIX / "conll2003" / "dev.txt")))
-    recs = run_task("conll", templates)
+    recs = run_converter("conll", templates)
     assert len(recs) == 4 * n_sent
     first = [r for r in recs if r["context"].startswith("EU rejects German")]
     assert len(first) == 4
     # PER and LOC are absent from the first sentence -> negative with empty spans
     empties = [r for r in first if not r["spans"]]
     assert len(empties) == 2 and all(r["cls"] == "negative" for r in empties)
-    wnut = run_task("wnut", templates)
+    wnut = run_converter("wnut", templates)
     assert len(wnut) == 6 * len(list(C.read_bio(FIX / "wnut17" / "train.conll")))
 
 
 def test_nli_label_mapping(templates):
     gold = [json.loads(l)["label"] for l in (FIX / "rte" / "train.jsonl").read_text().splitlines()]
-    recs = run_task("rte", templates)
+    recs = run_converter("rte", templates)
     assert [r["cls"] for r in recs] == [C.NLI_CLS[g] for g in gold]
-    assert {r["cls"] for r in run_task("cb", templates)} <= LABELS
-    sick = run_task("sick", templates)
+    assert {r["cls"] for r in run_converter("cb", templates)} <= LABELS
+    sick = run_converter("sick", templates)
     assert len(sick) == 6  # 4 TRAIN + 2 TRIAL rows; TEST rows dropped
 
 
 def test_sentiment_and_label_variants(templates):
-    recs = run_task("sst2", templates)
+    recs = run_converter("sst2", templates)
     assert len(recs) == 2 * 4  # polarity question + one label-style variant per sentence
     assert {r["cls"] for r in recs} <= {"positive", "negative"}
 
 
 def test_rotten_tomatoes_drops_sst2_dev_test_overlap(templates):
-    recs = run_task("rotten_tomatoes", templates)
+    recs = run_converter("rotten_tomatoes", templates)
     contexts = {r["context"] for r in recs}
     assert not any("no movement , no yuks" in c for c in contexts)
     assert len(contexts) == 6
@@ -120,7 +112,7 @@ def test_rotten_tomatoes_drops_sst2_dev_test_overlap(templates):
 def test_label_prompts_gold_plus_two_negatives(templates):
     for name, path in [("trec", "trec/train.txt"), ("dbpedia", "dbpedia14_subset/dev.tsv"),
                        ("emotion", "emotion/train.txt"), ("banking77", "banking77/train.csv")]:
-        recs = run_task(name, templates)
+        recs = run_converter(name, templates)
         by_text = {}
         for r in recs:
             by_text.setdefault(r["context"], []).append(r["cls"])
@@ -129,7 +121,7 @@ def test_label_prompts_gold_plus_two_negatives(templates):
 
 
 def test_scifact_positive_and_negatives(templates):
-    recs = run_task("scifact", templates)
+    recs = run_converter("scifact", templates)
     qrels = (FIX / "beir_scifact" / "qrels" / "train.tsv").read_text().splitlines()[1:]
     assert sum(r["cls"] == "positive" for r in recs) == len(qrels)
     assert sum(r["cls"] == "negative" for r in recs) == 2 * len({l.split("\t")[0] for l in qrels})
@@ -157,7 +149,7 @@ def test_eval_files_never_opened(templates, monkeypatch):
     monkeypatch.setattr(C, "_open", spy_c_open)
     monkeypatch.setattr(C, "_open_eval", lambda path: via_eval.append(str(path)) or real_open_eval(path))
     for name in ALL:
-        run_task(name, templates)
+        run_converter(name, templates)
     assert opened and via_open
     assert not via_eval  # converters never read through the guard's reader
     poisoned = [p for p in FIX.rglob("*") if p.is_file() and p.read_text(errors="ignore").startswith("EVAL FILE")]

@@ -10,8 +10,9 @@ import pytest
 import spacy_cortex.datasets  # noqa: F401  (registers the converters)
 from spacy_cortex import convert as C
 from spacy_cortex.datasets import ner as N
+from conftest import CONVERTER_FIXTURES, run_converter
 
-FIX = Path(__file__).resolve().parent.parent / "corpus" / "fixtures"
+FIX = CONVERTER_FIXTURES
 NAMES = ["fewnerd", "multiconer2", "pilener", "stackoverflow_ner", "wlp", "gum_ner", "wnut16", "harveyner", "anem",
          "bionlp13cg", "bionlp13pc", "bionlp11id", "bc5cdr", "ncbi_disease", "jnlpba"]
 BIO = [n for n in NAMES if n != "pilener"]
@@ -21,22 +22,13 @@ COMMENTS = ("# id ", "# document: ", "-DOCSTART-")
 
 
 @pytest.fixture(scope="module")
-def templates():
-    return C.load_templates()
-
-
-@pytest.fixture(scope="module")
 def types():
     return N.load_types()
 
 
-def run_task(name, templates, seed=0):
-    return list(C.converters.get(name)(FIX, templates, random.Random(seed)))
-
-
 @pytest.fixture(scope="module")
 def outputs(templates):
-    return {name: run_task(name, templates) for name in NAMES}
+    return {name: run_converter(name, templates) for name in NAMES}
 
 
 def gold_sentences(name):
@@ -107,14 +99,12 @@ def test_raw_words():
     assert N.raw_words("geo-loc") == "geo loc"
 
 
-def test_records_well_formed(outputs):
+def test_ner_records_are_extraction_examples(outputs):
+    """(test_convert checks every converter's record fields; these are NER-specific.)"""
     for name, recs in outputs.items():
         assert recs, name
         for r in recs:
-            assert set(r) == {"task", "prompt", "context", "cls", "spans"}
-            assert r["task"] == name and r["prompt"].strip() and r["context"].strip()
-            assert isinstance(r["spans"], list)
-            assert r["cls"] == ("positive" if r["spans"] else "negative")
+            assert isinstance(r["spans"], list) and r["cls"] == ("positive" if r["spans"] else "negative")
             ends = 0
             for s, e in r["spans"]:
                 assert ends <= s < e <= len(r["context"]), (name, r)  # sorted, not overlapping
@@ -210,7 +200,7 @@ def test_fewnerd_drops_crossner_overlap(templates):
     assert any(" ".join(tokens).startswith("He was later awarded the Gold Medal of the Royal Astronomical Society")
                for tokens, _ in gold_sentences("fewnerd"))  # the fixture holds one of the two sentences
     C.STATS.clear()
-    recs = run_task("fewnerd", templates)
+    recs = run_converter("fewnerd", templates)
     assert C.STATS["fewnerd: also in CrossNER (EVAL)"] == 1
     assert not any("Royal Astronomical Society" in r["context"] for r in recs)
 
@@ -230,7 +220,7 @@ def test_pilener_rows_definitions_and_negatives(templates):
     assert defs["person"][1].endswith(".")
     used_definition = False
     for seed in range(4):
-        recs = run_task("pilener", templates, seed)
+        recs = run_converter("pilener", templates, seed)
         assert len(recs) == len(rows)  # one example per row: its negatives kept as they are, none added
         for row, r in zip(rows, recs):
             ents = {e.strip() for e in json.loads(row["output"])}
@@ -258,7 +248,7 @@ def test_only_training_files_opened(templates, monkeypatch):
     monkeypatch.setattr(builtins, "open", spy)
     for name in NAMES:
         opened.clear()
-        run_task(name, templates)
+        run_converter(name, templates)
         fixture_files = {str(Path(p).resolve().relative_to(FIX)) for p in opened if str(FIX) in str(Path(p).resolve())}
         assert fixture_files == set(N.TRAIN_FILES[name]), name
         assert all(p == str(N.TYPES_PATH) or str(FIX) in p for p in opened), opened
@@ -268,4 +258,4 @@ def test_only_training_files_opened(templates, monkeypatch):
 
 def test_deterministic(templates):
     for name in ("fewnerd", "pilener", "harveyner"):
-        assert run_task(name, templates, seed=5) == run_task(name, templates, seed=5)
+        assert run_converter(name, templates, seed=5) == run_converter(name, templates, seed=5)

@@ -10,19 +10,11 @@ import pytest
 from spacy_cortex import convert as C
 from spacy_cortex.datasets import tasks as T
 from spacy_cortex.templates import task_template
+from conftest import CONVERTER_FIXTURES, run_converter
 
-FIX = Path(__file__).resolve().parent.parent / "corpus" / "fixtures"
+FIX = CONVERTER_FIXTURES
 NEW = ["clinc150", "hwu64", "snips_intents", "reuters_r8", "squadshifts", "policyqa", "subjqa", "multispanqa",
        "commonsenseqa", "openbookqa", "winogrande", "promptsource", "anli_dev"]
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return C.load_templates()
-
-
-def run_task(name, templates, seed=0):
-    return list(C.converters.get(name)(FIX, templates, random.Random(seed)))
 
 
 def by_context(recs):
@@ -59,7 +51,7 @@ def test_task_labels_cover_the_full_label_inventories():
 
 # ---------------------------------------------------------------- intents / topics
 def test_clinc_gold_plus_negatives_and_all_negative_out_of_scope(templates):
-    recs = run_task("clinc150", templates)
+    recs = run_converter("clinc150", templates)
     groups = by_context(recs)
     data = json.loads((FIX / "clinc150" / "data_full.json").read_text())
     assert set(groups) == {t for t, _ in data["train"] + data["oos_train"]}  # no val/test row
@@ -74,7 +66,7 @@ def test_clinc_gold_plus_negatives_and_all_negative_out_of_scope(templates):
 
 @pytest.mark.parametrize("name", ["hwu64", "snips_intents", "reuters_r8"])
 def test_label_sets_gold_plus_two_negatives(templates, name):
-    groups = by_context(run_task(name, templates))
+    groups = by_context(run_converter(name, templates))
     assert groups
     for rs in groups.values():
         assert sorted(r["cls"] for r in rs) == ["negative", "negative", "positive"]
@@ -90,7 +82,7 @@ def test_snips_utterances_from_pieces_latin1_and_intents_only():
 # ---------------------------------------------------------------- QA
 def test_squadshifts_first_answer_located_in_all_three_files(templates):
     C.STATS.clear()
-    recs = run_task("squadshifts", templates)
+    recs = run_converter("squadshifts", templates)
     answers = {"Staffordshire", "manganese", "30 hours", "weak", "Denver"}
     assert {r["context"][s:e] for r in recs for s, e in r["spans"]} == answers
     assert all(len(r["spans"]) == 1 and r["cls"] == "positive" for r in recs)
@@ -98,14 +90,14 @@ def test_squadshifts_first_answer_located_in_all_three_files(templates):
 
 
 def test_policyqa_keeps_disjoint_answer_spans(templates):
-    recs = {r["prompt"].split("?")[0]: r for r in run_task("policyqa", templates)}
+    recs = {r["prompt"].split("?")[0]: r for r in run_converter("policyqa", templates)}
     r = recs["Does the company collect user's financial information"]
     # the 2nd answer overlaps the 1st (an alternative), the 3rd is separate evidence
     assert [r["context"][s:e] for s, e in r["spans"]] == ["Payment and billing information", "credit card number"]
 
 
 def test_subjqa_merges_annotators_and_keeps_unanswerable(templates):
-    recs = {r["prompt"]: r for r in run_task("subjqa", templates, seed=1)}
+    recs = {r["prompt"]: r for r in run_converter("subjqa", templates, seed=1)}
     got = {q: (r["cls"], [r["context"][s:e] for s, e in r["spans"]])
            for p, r in recs.items() for q in ["How is the sound", "How is the battery", "How is the price",
                                                 "How was the packaging", "How is the pool"] if q in p}
@@ -119,7 +111,7 @@ def test_subjqa_merges_annotators_and_keeps_unanswerable(templates):
 
 
 def test_multispanqa_several_spans_on_detokenized_context(templates):
-    (r,) = run_task("multispanqa", templates)
+    (r,) = run_converter("multispanqa", templates)
     assert r["context"] == "In 1981, a remake by Dave Stewart and Barbara Gaskin was a UK hit (# 1)."
     assert [r["context"][s:e] for s, e in r["spans"]] == ["Dave Stewart", "Barbara Gaskin"]
     assert "Who sang it's my party in the eighties?" in r["prompt"]
@@ -127,7 +119,7 @@ def test_multispanqa_several_spans_on_detokenized_context(templates):
 
 # ---------------------------------------------------------------- multiple choice
 def test_commonsenseqa_scoring_pairs_as_api_score_reads_them(templates):
-    groups = by_context(run_task("commonsenseqa", templates))
+    groups = by_context(run_converter("commonsenseqa", templates))
     rs = groups["Sammy wanted to go to where the people were.  Where might he go?"]
     assert len(rs) == 5
     assert {score_response(r["prompt"]): r["cls"] for r in rs} == {
@@ -138,7 +130,7 @@ def test_commonsenseqa_scoring_pairs_as_api_score_reads_them(templates):
 
 def test_openbookqa_train_and_dev_not_test(templates):
     C.STATS.clear()
-    groups = by_context(run_task("openbookqa", templates))
+    groups = by_context(run_converter("openbookqa", templates))
     assert set(groups) == {"The sun is responsible for", "What is an example of hunting?", "Which would freeze last?"}
     gold = {ctx: score_response(r["prompt"]) for ctx, rs in groups.items() for r in rs if r["cls"] == "positive"}
     assert gold["Which would freeze last?"] == "a bowl of salt water"
@@ -146,7 +138,7 @@ def test_openbookqa_train_and_dev_not_test(templates):
 
 
 def test_winogrande_sentence_and_question_two_candidates(templates):
-    recs = run_task("winogrande", templates)
+    recs = run_converter("winogrande", templates)
     assert len(recs) == 6
     for ctx, rs in by_context(recs).items():
         sentence, question = ctx.split("\n")
@@ -157,14 +149,14 @@ def test_winogrande_sentence_and_question_two_candidates(templates):
 
 # ---------------------------------------------------------------- NLI
 def test_anli_dev_labels(templates):
-    recs = run_task("anli_dev", templates)
+    recs = run_converter("anli_dev", templates)
     cls = {r["context"].split()[0]: r["cls"] for r in recs}
     assert cls == {"Linguistics": "negative", "The": "positive", "Walls": "neutral", "Car": "neutral"}
 
 
 # ---------------------------------------------------------------- PromptSource
 def test_promptsource_renders_mapped_training_sets_only(templates):
-    recs = run_task("promptsource", templates)
+    recs = run_converter("promptsource", templates)
     assert recs and all(r["spans"] is None for r in recs)
     groups = by_context(recs)
     for ctx, rs in groups.items():
@@ -186,10 +178,10 @@ def test_promptsource_renders_mapped_training_sets_only(templates):
 
 def test_promptsource_cap_per_template_and_determinism(templates, monkeypatch):
     monkeypatch.setattr(T, "PS_ROWS_PER_TEMPLATE", 1)
-    recs = run_task("promptsource", templates)
+    recs = run_converter("promptsource", templates)
     n_templates = sum(1 for key, _ in T.promptsource_templates(FIX) if key in T.PS_DATASETS)
     assert 0 < sum(r["cls"] == "positive" for r in recs) <= n_templates
-    assert recs == run_task("promptsource", templates)
+    assert recs == run_converter("promptsource", templates)
 
 
 # ---------------------------------------------------------------- leakage guard
@@ -214,7 +206,7 @@ def test_leak_guard_drops_training_rows_repeating_eval_rows(tmp_path, templates)
     assert leaks["clinc150"] == 0 and "leak:clinc150" in C.STATS  # zero counts are reported too
     for name in names:
         lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
-        direct = run_task(name, templates)
+        direct = run_converter(name, templates)
         assert len(lines) == counts[name] == len(direct) - leaks[name]
         text = "\n".join(lines).lower()
         for leaked in ["teapot", "example of hunting", "brown  suitcase", "brown suitcase", "albums before 2016"]:

@@ -21,6 +21,7 @@ import json
 import random
 import re
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Tuple
 
@@ -238,14 +239,6 @@ def convert_wlp(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[
     yield from _bio_task("wlp", raw_dir, templates, rng, sep="\t", tag_col=1, comment=re.compile(r"# document: "))
 
 
-@converters.register("gum_ner")
-def convert_gum_ner(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("gum_ner", raw_dir, templates, rng)
-
-
-@converters.register("wnut16")
-def convert_wnut16(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("wnut16", raw_dir, templates, rng)
 
 
 @converters.register("harveyner")
@@ -258,34 +251,15 @@ def convert_anem(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator
     yield from _bio_task("anem", raw_dir, templates, rng, sep="\t", offsets=True)
 
 
-@converters.register("bionlp13cg")
-def convert_bionlp13cg(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("bionlp13cg", raw_dir, templates, rng)
 
 
-@converters.register("bionlp13pc")
-def convert_bionlp13pc(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("bionlp13pc", raw_dir, templates, rng)
 
 
-@converters.register("bionlp11id")
-def convert_bionlp11id(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("bionlp11id", raw_dir, templates, rng)
 
 
-@converters.register("bc5cdr")
-def convert_bc5cdr(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("bc5cdr", raw_dir, templates, rng)
-
-
-@converters.register("ncbi_disease")
-def convert_ncbi_disease(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("ncbi_disease", raw_dir, templates, rng)
-
-
-@converters.register("jnlpba")
-def convert_jnlpba(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("jnlpba", raw_dir, templates, rng)
+# Sets in plain token<TAB>tag files (read_bio parses them): one registration each.
+for _name in ("gum_ner", "wnut16", "bionlp13cg", "bionlp13pc", "bionlp11id", "bc5cdr", "ncbi_disease", "jnlpba"):
+    converters.register(_name, func=partial(_bio_task, _name))
 
 
 # ---------------------------------------------------------------- Pile-NER
