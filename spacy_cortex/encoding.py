@@ -60,7 +60,7 @@ def isolate_symbols(tokenizer) -> None:
     backend.pre_tokenizer = pre_tokenizers.Sequence([split] + ([backend.pre_tokenizer] if backend.pre_tokenizer else []))
 
 
-LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+LINE_BREAKS = frozenset("\n\r\u2028\u2029") | {chr(code) for code in LINE_CONTROLS}
 
 
 @dataclass
@@ -149,8 +149,9 @@ def encode_text(tokenizer, text: str) -> EncodedText:
     ids = np.asarray(enc["input_ids"], dtype=np.int64)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
     word_ids = np.asarray([w if w is not None else 0 for w in enc.word_ids()], dtype=np.int64)
-    keep = np.array([i != tokenizer.unk_token_id or not is_pictograph(text[a:b])
-                     for i, (a, b) in zip(ids, offsets)], dtype=bool)
+    keep = np.ones(len(ids), dtype=bool)
+    for i in np.flatnonzero(ids == tokenizer.unk_token_id):  # only unknown tokens are looked at
+        keep[i] = not is_pictograph(text[offsets[i, 0] : offsets[i, 1]])
     if not keep.all():
         word_ids = np.unique(word_ids[keep], return_inverse=True)[1].astype(np.int64)
         ids, offsets = ids[keep], offsets[keep]
