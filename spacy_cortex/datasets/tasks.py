@@ -242,20 +242,30 @@ def convert_commonsenseqa(raw_dir, templates, rng):
 OBQA_CHOICE = re.compile(r"\(([A-D])\)\s*")
 
 
+def parse_openbookqa(rows: List[List[str]]) -> Iterator[Optional[dict]]:
+    """{id, question_stem, choices: {text, label}, answerKey} per row of an OpenBookQA tsv
+    (header first); None for a row whose "(A) … (D) …" choices or answer key do not parse.
+    Shared with evaluate.py, which reads the test split."""
+    head = [h.strip() for h in rows[0]]
+    for row in rows[1:]:
+        r = dict(zip(head, row))
+        parts = OBQA_CHOICE.split(r.get("Choices", ""))[1:]
+        labels, texts = parts[0::2], [t.strip() for t in parts[1::2]]
+        if labels != ["A", "B", "C", "D"] or r.get("Answer Key", "").strip() not in labels:
+            yield None
+            continue
+        yield {"id": r["ID"], "question_stem": r["Question Stem"].strip(),
+               "choices": {"text": texts, "label": labels}, "answerKey": r["Answer Key"].strip()}
+
+
 def openbookqa_rows(raw_dir: Path, task: str = "openbookqa") -> Iterator[dict]:
-    """{id, question_stem, choices: {text, label}, answerKey} of train + dev (test is EVAL)."""
+    """Parsed rows of train + dev (test is EVAL)."""
     for split in ("train", "dev"):
-        rows = read_tsv(raw_dir / "openbookqa" / f"{split}.tsv")
-        head = [h.strip() for h in rows[0]]
-        for row in rows[1:]:
-            r = dict(zip(head, row))
-            parts = OBQA_CHOICE.split(r.get("Choices", ""))[1:]
-            labels, texts = parts[0::2], [t.strip() for t in parts[1::2]]
-            if labels != ["A", "B", "C", "D"] or r.get("Answer Key", "").strip() not in labels:
+        for r in parse_openbookqa(read_tsv(raw_dir / "openbookqa" / f"{split}.tsv")):
+            if r is None:
                 STATS[f"{task}: openbookqa row with unparsed choices"] += 1
-                continue
-            yield {"id": r["ID"], "question_stem": r["Question Stem"].strip(),
-                   "choices": {"text": texts, "label": labels}, "answerKey": r["Answer Key"].strip()}
+            else:
+                yield r
 
 
 @converters.register("openbookqa")
