@@ -5,7 +5,7 @@ default the shipped checkpoint is loaded once and reused.
 """
 import threading
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -168,10 +168,79 @@ def rank(query: str, passages: Texts, *, model=None) -> List[dict]:
 
 
 def score(instruction: str, candidates: Texts, *, model=None) -> List[float]:
-    """Cappy-style: probability that each candidate response is correct for the
-    instruction (the instruction is the context, so long instructions are windowed); a
+    """Cappy-style (Tan et al. 2023, "Cappy: Outperforming and Boosting Large Multi-Task LMs
+    with a Small Scorer"): probability in [0, 1] that each candidate response is correct for
+    the instruction (the instruction is the context, so long instructions are windowed); a
     string is one candidate. Raises ValueError for an empty instruction."""
-    _require_text("instruction", instruction)
-    candidates = _as_list(candidates)
-    pairs = [(task_template("score").format(response=c), instruction) for c in candidates]
-    return [yes_probability(r) for r in _model(model).run_texts(pairs)]
+    return score_batch([(instruction, candidates)], model=model)[0]
+
+
+def score_batch(items: Sequence[Tuple[str, Texts]], *, model=None) -> List[List[float]]:
+    """`score` over many (instruction, candidates) items in one batched run: every
+    (instruction, candidate) pair of every item is one request of the same token-budget
+    batching. Returns one list of scores per item, in candidate order. Raises ValueError
+    for an empty instruction (naming the item)."""
+    pairs, sizes = [], []
+    for i, (instruction, candidates) in enumerate(items):
+        _require_text(f"instruction of item {i}", instruction)
+        candidates = _as_list(candidates)
+        pairs += [(task_template("score").format(response=c), instruction) for c in candidates]
+        sizes.append(len(candidates))
+    scores = [yes_probability(r) for r in _model(model).run_texts(pairs)]
+    bounds = np.cumsum([0] + sizes)
+    return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def select(instruction: str, candidates: Texts, *, model=None) -> dict:
+    """The best candidate response for the instruction: {index, candidate, score, scores}
+    (scores: every candidate's `score`, in candidate order; ties go to the first). Raises
+    ValueError for an empty instruction or no candidates."""
+    return select_batch([(instruction, candidates)], model=model)[0]
+
+
+def select_batch(items: Sequence[Tuple[str, Texts]], *, model=None) -> List[dict]:
+    """`select` over many (instruction, candidates) items in one batched run."""
+    items = [(instruction, _as_list(candidates)) for instruction, candidates in items]
+    for i, (_, candidates) in enumerate(items):
+        if not candidates:
+            raise ValueError(f"item {i} has no candidates to select from")
+    out = []
+    for (_, candidates), scores in zip(items, score_batch(items, model=model)):
+        best = int(np.argmax(scores))
+        out.append({"index": best, "candidate": candidates[best], "score": scores[best], "scores": scores})
+    return out
+
+
+Generator = Callable[[str, int], Sequence[str]]
+
+
+def rerank(instruction: str, generate: Generator, n: int = 4, *, model=None) -> List[dict]:
+    """Cappy as an auxiliary to a generator: asks `generate(instruction, n)` for n candidate
+    responses (any callable: a transformers pipeline via `transformers_generator`, an HTTP
+    client, a spacy-llm model) and returns them best first as [{candidate, score}]. Repeated
+    candidates (common when sampling) are scored once and listed once. Raises ValueError for
+    n < 1, and TypeError when the generator returns something other than a list of strings."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    generated = generate(instruction, n)
+    if isinstance(generated, str) or not all(isinstance(c, str) for c in generated):
+        raise TypeError(f"generate(instruction, n) must return a list of strings, got {generated!r:.200}")
+    candidates = list(dict.fromkeys(generated))
+    if not candidates:
+        return []
+    scores = score(instruction, candidates, model=model)
+    order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))
+    return [{"candidate": candidates[i], "score": scores[i]} for i in order]
+
+
+def transformers_generator(pipeline, **generate_kwargs) -> Generator:
+    """A `rerank` generator over a transformers "text-generation" pipeline: n sampled
+    continuations of the instruction (the prompt itself left out). generate_kwargs go to the
+    pipeline call (max_new_tokens, temperature, ...); sampling is on unless they say otherwise."""
+    kwargs = {"do_sample": True, "max_new_tokens": 64, **generate_kwargs}
+
+    def generate(instruction: str, n: int) -> List[str]:
+        outputs = pipeline(instruction, num_return_sequences=n, return_full_text=False, **kwargs)
+        return [o["generated_text"].strip() for o in outputs]
+
+    return generate

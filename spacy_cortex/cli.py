@@ -1,100 +1,46 @@
-"""`python -m spacy_cortex annotate`: zero-shot annotation of a text or JSONL file.
+"""`python -m spacy_cortex annotate`: zero-shot annotation of text, JSONL and DocBin files.
 
-Every input line gives exactly one output line (in order), empty lines included, so a
-batch job never loses a document.
+One JSON line per input document, in input order; a bad record goes to the rejects file
+instead, with file:line and the reason. The job is spacy_cortex.batch (in this process) or
+spacy_cortex.distributed (Ray); this module only maps options onto it.
 """
-import json
-import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-import spacy
 import typer
-from tqdm import tqdm
 
+from .batch import Engine, JobSummary, LocalEngine, PipelineSpec, RejectedRecord, prepare_job
 from .decoding import SPAN_THRESHOLD
 from .registry import DEFAULT_CHECKPOINT
-from .templates import label_prompts
 
 app = typer.Typer(add_completion=False, help="spacy_cortex command line")
 
-
-def read_texts(path: Path) -> Iterator[str]:
-    """Plain text: one document per line. JSONL (.jsonl): objects with a "text" field."""
-    with (sys.stdin if str(path) == "-" else path.open(encoding="utf8")) as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if path.suffix != ".jsonl":
-                yield line
-                continue
-            try:
-                yield json.loads(line)["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise typer.BadParameter(f"{path}:{number}: not a JSON object with a 'text' field ({err})")
+RAY_DEFAULTS = {"address": None, "actors": 1, "num_cpus": 1.0, "num_gpus": 0.0}  # Ray options unset
 
 
-def parse_labels(values: List[str]) -> dict:
-    """'LABEL' or 'LABEL=prompt' -> {label: prompt or None}; an empty or repeated label is
-    a usage error naming the option value."""
-    labels = {}
-    for value in values:
-        label, _, prompt = value.partition("=")
-        if not label.strip():
-            raise typer.BadParameter(f"--ner {value!r}: the label before '=' is empty")
-        if label.strip() in labels:
-            raise typer.BadParameter(f"--ner {value!r}: label {label.strip()!r} is given twice")
-        labels[label.strip()] = prompt.strip() or None
-    return labels
-
-
-def build_pipeline(model: str, precision: str, ner: List[str], cats: List[str],
-                   questions: List[str], exclusive: bool, threshold: float, prefer_specific: bool = True,
-                   none_label: Optional[str] = None):
-    """The pipeline the options describe; a bad option value is a usage error naming it."""
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Option values that are wrong (ValueError) or name nothing readable (OSError) are
+    usage errors: exit code 2 with the message, no traceback. Only the checks before a
+    job starts run inside."""
     try:
-        return _build_pipeline(model, precision, ner, cats, questions, exclusive, threshold,
-                               prefer_specific, none_label)
-    except ValueError as err:  # labels, prompts, thresholds, checkpoint (CheckpointError)
+        yield
+    except (ValueError, OSError) as err:
         raise typer.BadParameter(str(err)) from None
-
-
-def _build_pipeline(model, precision, ner, cats, questions, exclusive, threshold, prefer_specific, none_label):
-    nlp = spacy.blank("en")
-    nlp.add_pipe("cortex", config={"model": {"checkpoint": model, "precision": precision}})
-    if ner:
-        labels = parse_labels(ner)
-        # labels given without a prompt get the NER template
-        config_labels = {label: prompt or label_prompts(label, None, "ner")[label]
-                         for label, prompt in labels.items()}
-        nlp.add_pipe("cortex_ner", config={"labels": config_labels, "threshold": threshold,
-                                           "prefer_specific": prefer_specific})
-    if cats:
-        nlp.add_pipe("cortex_textcat", config={"labels": cats, "exclusive": exclusive, "none_label": none_label})
-    if questions:
-        nlp.add_pipe("cortex_qa", config={"questions": questions})
-    if len(nlp.pipe_names) == 1:
-        raise typer.BadParameter("Nothing to do: give --ner, --cat and/or --question")
-    return nlp
-
-
-def doc_record(doc) -> dict:
-    record = {"text": doc.text}
-    record["ents"] = [
-        {"text": e.text, "label": e.label_, "start_char": e.start_char,
-         "end_char": e.end_char, "score": e._.cortex_score}
-        for e in doc.ents
-    ]
-    if doc.cats:
-        record["cats"] = doc.cats
-    if doc.has_extension("cortex_answers") and doc._.cortex_answers is not None:
-        record["answers"] = doc._.cortex_answers
-    return record
 
 
 @app.command()
 def annotate(
-    input: Path = typer.Argument(..., help="Text file (one doc per line), .jsonl with 'text', or -"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL output (default stdout)"),
+    inputs: List[str] = typer.Argument(..., help="Text files (one doc per line), .jsonl, .spacy, folders, glob patterns, or - (stdin)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="One output file: .jsonl, or .spacy (DocBin); default JSONL on stdout"),
+    output_dir: Optional[Path] = typer.Option(None, help="A folder of shards with manifest.json and rejects.jsonl"),
+    format: List[str] = typer.Option([], "--format", help="Shard format in --output-dir (repeatable): jsonl (default), spacy; parquet with --engine ray"),
+    shard_size: int = typer.Option(10_000, help="Input lines per shard: the unit written at once and resumed"),
+    resume: bool = typer.Option(False, "--resume", help="Finish the interrupted job at --output / --output-dir"),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record instead of writing it to the rejects file"),
+    text_field: str = typer.Option("text", help="The text field of .jsonl records (other fields are copied to the output)"),
+    pipeline: Optional[str] = typer.Option(None, help="Run a saved pipeline (folder or package name) instead of --ner/--cat/--question"),
     ner: List[str] = typer.Option([], "--ner", help="Entity label, or LABEL=prompt (repeatable)"),
     cat: List[str] = typer.Option([], "--cat", help="Text category label (repeatable)"),
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
@@ -104,21 +50,56 @@ def annotate(
     prefer_specific: bool = typer.Option(True, help="A span found by several labels gets the most specific"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
     precision: str = typer.Option("auto", help="auto (bf16 on CPUs with native bf16), fp32 or bf16"),
-    batch_size: int = typer.Option(64),
+    batch_size: int = typer.Option(64, help="Docs per nlp.pipe batch"),
+    engine: str = typer.Option("local", help="local (this process) or ray"),
+    address: Optional[str] = typer.Option(RAY_DEFAULTS["address"], help="--engine ray: the cluster (default: a local one)"),
+    actors: int = typer.Option(RAY_DEFAULTS["actors"], help="--engine ray: actors, each loading the pipeline once"),
+    num_cpus: float = typer.Option(RAY_DEFAULTS["num_cpus"], help="--engine ray: CPUs per actor (its torch threads)"),
+    num_gpus: float = typer.Option(RAY_DEFAULTS["num_gpus"], help="--engine ray: GPUs reserved per actor"),
 ):
-    """Annotate every document with entities, categories and answers as JSONL."""
-    nlp = build_pipeline(model, precision, ner, cat, question, not multi_label, threshold, prefer_specific, none_label)
-    out = output.open("w", encoding="utf8") if output else sys.stdout
-    written = 0
+    """Annotate every document with entities, categories and answers."""
+    with usage_errors():
+        spec = PipelineSpec(pipeline, model, precision, tuple(ner), tuple(cat), tuple(question), multi_label,
+                            none_label, threshold, prefer_specific)
+        runner = make_engine(engine, batch_size, address=address, actors=actors, num_cpus=num_cpus,
+                             num_gpus=num_gpus)
+        job = prepare_job(inputs, spec, output=output, output_dir=output_dir, formats=format,
+                          text_field=text_field, shard_size=shard_size, resume=resume, strict=strict,
+                          engine=runner)
     try:
-        docs = nlp.pipe(read_texts(input), batch_size=batch_size)
-        for doc in tqdm(docs, desc="annotate", unit="doc", disable=output is None):
-            out.write(json.dumps(doc_record(doc), ensure_ascii=False) + "\n")
-            written += 1
-    finally:
-        if output:
-            out.close()
-    typer.echo(f"Annotated {written} documents", err=True)
+        summary = job.run(progress=True)
+    except RejectedRecord as err:
+        typer.echo(f"Error: {err} (--strict)", err=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        kept = "; the finished shards are kept: add --resume to finish the job" if output or output_dir else ""
+        typer.echo(f"Interrupted{kept}", err=True)
+        raise typer.Exit(130)
+    typer.echo(summary_line(summary), err=True)
+
+
+def make_engine(name: str, batch_size: int, **ray_options) -> Engine:
+    """The engine named by --engine. Raises ValueError for an unknown name, Ray options
+    without --engine ray, or Ray not installed."""
+    if name == "local":
+        given = [f"--{key.replace('_', '-')}" for key, value in ray_options.items() if value != RAY_DEFAULTS[key]]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --engine ray")
+        return LocalEngine(batch_size)
+    if name == "ray":
+        try:
+            from .distributed import RayEngine
+        except ImportError as err:
+            raise ValueError(f"--engine ray needs Ray: pip install 'spacy-cortex[ray]' ({err})") from None
+        return RayEngine(batch_size=batch_size, **ray_options)
+    raise ValueError(f"--engine {name!r}: use local or ray")
+
+
+def summary_line(summary: JobSummary) -> str:
+    line = f"Annotated {summary.docs} documents"
+    if summary.rejects:
+        line += f"; {summary.rejects} bad records rejected" + (f" (see {summary.rejects_file})" if summary.rejects_file else "")
+    return line
 
 
 @app.command()

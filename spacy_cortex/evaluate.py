@@ -480,16 +480,16 @@ def topic_set(ev: Evaluator, load: Callable[[Path], list], key: str, default: in
 
 
 def choice_set(ev: Evaluator, load: Callable[[Path], List[Choice]], default: int, name: str) -> dict:
-    """Multiple choice through api.score: the candidate with the highest score is the answer.
-    Beside it, chance (the mean of 1 / candidates) and the backbone bi-encoder (argmax cosine
-    of the instruction and each candidate)."""
+    """Multiple choice through api.select (the candidate with the highest score), all items
+    in one batched run. Beside it, chance (the mean of 1 / candidates) and the backbone
+    bi-encoder (argmax cosine of the instruction and each candidate)."""
     rows = ev.rows(load(ev.raw), default)
     gold = [g for _, _, g in rows]
-    pred = [int(np.argmax(api.score(q, cands, model=ev.model))) for q, cands, _ in rows]
+    pred = [r["index"] for r in api.select_batch([(q, cands) for q, cands, _ in rows], model=ev.model)]
     picked = ev.biencoder_choice([q for q, _, _ in rows], [cands for _, cands, _ in rows])
     return result({"accuracy": accuracy(pred, gold), "random": np.mean([1 / len(c) for _, c, _ in rows]),
                    "biencoder": baseline_accuracy(picked, gold)}, len(rows),
-                  f"{name}; api.score of each candidate (the instruction as context), argmax; random = "
+                  f"{name}; api.select_batch: argmax of api.score over the candidates (the instruction as context); random = "
                   "expected accuracy of a uniform pick; biencoder = all-MiniLM-L6-v2 cosine (null without "
                   "the train extra)")
 

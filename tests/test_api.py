@@ -10,8 +10,13 @@ from spacy_cortex import (
     extract,
     load_model,
     rank,
+    rerank,
     score,
+    score_batch,
+    select,
+    select_batch,
     similarity,
+    transformers_generator,
 )
 from spacy_cortex import registry
 
@@ -130,6 +135,73 @@ def test_score(model, positive):
     assert len(score("word " * 2000, ["a"], model=model)) == 1
 
 
+def test_score_batch_equals_item_by_item(model):
+    items = [("What dose was given? 20 mg.", ["20 mg", "a refund"]), ("Name a colour.", "red"),
+             ("word " * 600, ["a", "b", "c"])]
+    batched = score_batch(items, model=model)
+    assert [len(s) for s in batched] == [2, 1, 3]
+    for (instruction, candidates), scores in zip(items, batched):
+        assert scores == pytest.approx(score(instruction, candidates, model=model), abs=1e-6)
+    with pytest.raises(ValueError, match="instruction of item 1"):
+        score_batch([("ok", ["a"]), ("  ", ["a"])], model=model)
+
+
+def test_select(model):
+    candidates = ["20 mg", "a refund", "shipping"]
+    out = select("What dose was given?", candidates, model=model)
+    scores = score("What dose was given?", candidates, model=model)
+    assert out["scores"] == pytest.approx(scores, abs=1e-6)
+    best = max(range(3), key=lambda i: scores[i])
+    assert (out["index"], out["candidate"]) == (best, candidates[best])
+    assert out["score"] == pytest.approx(max(scores), abs=1e-6)
+    [a, b] = select_batch([("What dose was given?", candidates), ("Say yes.", "yes")], model=model)
+    assert a["index"] == out["index"] and b == {"index": 0, "candidate": "yes", "score": b["scores"][0],
+                                                "scores": b["scores"]}
+    with pytest.raises(ValueError, match="item 0 has no candidates"):
+        select("What dose?", [], model=model)
+
+
+def test_rerank_with_a_stub_generator(model):
+    asked = []
+
+    def generate(instruction, n):
+        asked.append((instruction, n))
+        return ["20 mg", "a refund", "20 mg", "shipping"][:n]
+
+    out = rerank("What dose was given?", generate, n=4, model=model)
+    assert asked == [("What dose was given?", 4)]
+    assert sorted(r["candidate"] for r in out) == ["20 mg", "a refund", "shipping"]  # repeats once
+    scores = [r["score"] for r in out]
+    assert scores == sorted(scores, reverse=True)
+    expected = dict(zip(["20 mg", "a refund", "shipping"],
+                        score("What dose was given?", ["20 mg", "a refund", "shipping"], model=model)))
+    assert all(r["score"] == pytest.approx(expected[r["candidate"]], abs=1e-6) for r in out)
+    assert rerank("q", lambda i, n: [], model=model) == []
+    with pytest.raises(TypeError, match="list of strings"):
+        rerank("q", lambda i, n: "one string", model=model)
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        rerank("q", generate, n=0, model=model)
+
+
+def test_rerank_with_a_tiny_causal_lm(model):
+    """The transformers path: a random 2-layer GPT-2 built here, sampled through a
+    text-generation pipeline, its outputs scored by the cortex model."""
+    from conftest import tiny_tokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, pipeline
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    tok = tiny_tokenizer()
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                                    bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id,
+                                    pad_token_id=tok.pad_token_id))
+    generator = pipeline("text-generation", model=lm, tokenizer=tok, device="cpu")
+    out = rerank("the patient was given", transformers_generator(generator, max_new_tokens=5), n=3, model=model)
+    assert 1 <= len(out) <= 3
+    assert all(isinstance(r["candidate"], str) and is_prob(r["score"]) for r in out)
+    assert [r["score"] for r in out] == sorted((r["score"] for r in out), reverse=True)
+
+
 def test_load_model_by_name_is_cached(tiny_checkpoint):
     registry.checkpoints.register("tiny-api-test", func=lambda: tiny_checkpoint)
     m1 = load_model("tiny-api-test")
@@ -150,6 +222,7 @@ def test_a_string_is_one_label_passage_or_candidate(model):
     assert list(cats) == ["sports"] and 0.0 <= cats["sports"] <= 1.0
     assert len(rank("Which drug?", "atorvastatin was given", model=model)) == 1
     assert len(score("Say a drug.", "atorvastatin", model=model)) == 1
+    assert select("Say a drug.", "atorvastatin", model=model)["candidate"] == "atorvastatin"
 
 
 def test_classify_none_label(model):

@@ -179,19 +179,20 @@ def test_choice_readers():
                      + E.WINOGRANDE_QUESTIONS[0], ["Sarah", "Maria"], 1)
 
 
-def test_choice_set_through_score(tiny_checkpoint, monkeypatch):
-    """argmax of api.score per item; random = mean 1/k; the bi-encoder column beside it."""
+def test_choice_set_through_select(tiny_checkpoint, monkeypatch):
+    """argmax of the scores per item, all items in one batched call; random = mean 1/k;
+    the bi-encoder column beside it."""
     ev = E.Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
     calls = []
 
-    def score(instruction, candidates, model=None):
-        calls.append((instruction, list(candidates), model))
-        return [len(c) for c in candidates]  # the longest candidate wins
+    def score_batch(items, model=None):
+        calls.append((items, model))
+        return [[len(c) for c in cands] for _, cands in items]  # the longest candidate wins
 
-    monkeypatch.setattr(E.api, "score", score)
+    monkeypatch.setattr(E.api, "score_batch", score_batch)
     ev.biencoder = None
     report = E.choice_set(ev, E.commonsenseqa_rows, 1221, "CSQA")
-    assert report["n"] == 2 and all(m is ev.model for _, _, m in calls)
+    assert report["n"] == 2 and len(calls) == 1 and calls[0][1] is ev.model
     # "purr loudly" (gold) and "east" (gold, longer than "down")
     assert report["metrics"]["accuracy"] == 1.0
     assert report["metrics"]["random"] == pytest.approx((1 / 3 + 1 / 2) / 2)

@@ -1,0 +1,88 @@
+"""What a batch job runs: a saved spaCy pipeline, or cortex components built from options.
+
+A `PipelineSpec` is plain data, so it pickles to the processes (Ray actors) that load it.
+"""
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import spacy
+from spacy.language import Language
+
+from ..decoding import SPAN_THRESHOLD
+from ..registry import DEFAULT_CHECKPOINT
+from ..templates import label_prompts
+
+
+def parse_labels(values: Sequence[str]) -> Dict[str, Optional[str]]:
+    """'LABEL' or 'LABEL=prompt' -> {label: prompt or None}. Raises ValueError for an
+    empty or repeated label, naming the value."""
+    labels = {}
+    for value in values:
+        label, _, prompt = value.partition("=")
+        if not label.strip():
+            raise ValueError(f"--ner {value!r}: the label before '=' is empty")
+        if label.strip() in labels:
+            raise ValueError(f"--ner {value!r}: label {label.strip()!r} is given twice")
+        labels[label.strip()] = prompt.strip() or None
+    return labels
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """pipeline: a saved pipeline folder or installed package name (spacy.load), run as
+    it is; otherwise a blank English pipeline with `cortex` (checkpoint `model`,
+    `precision`) and the task components the options ask for. The field names are those
+    of the `annotate` options (--ner, --cat, --question, ...)."""
+
+    pipeline: Optional[str] = None
+    model: str = DEFAULT_CHECKPOINT
+    precision: str = "auto"
+    ner: Tuple[str, ...] = ()
+    cat: Tuple[str, ...] = ()
+    question: Tuple[str, ...] = ()
+    multi_label: bool = False
+    none_label: Optional[str] = None
+    threshold: float = SPAN_THRESHOLD
+    prefer_specific: bool = True
+
+    def load(self) -> Language:
+        """The pipeline. Raises ValueError for options that describe none or conflict
+        (CheckpointError for a wrong checkpoint), OSError for a pipeline or checkpoint
+        that cannot be found."""
+        if self.pipeline is None:
+            return self._build()
+        given = [f"--{f.name.replace('_', '-')}" for f in fields(self)
+                 if f.name != "pipeline" and getattr(self, f.name) != f.default]
+        if given:
+            raise ValueError(f"--pipeline runs a saved pipeline as it is: drop {', '.join(given)}")
+        return spacy.load(self.pipeline)
+
+    def as_dict(self) -> dict:
+        """JSON-ready: what a job manifest records of the pipeline."""
+        return asdict(self)
+
+    def with_absolute_paths(self) -> "PipelineSpec":
+        """Local folders as absolute paths, for processes with another working folder
+        (names of packages and registered checkpoints stay as they are)."""
+        absolute = {name: str(Path(getattr(self, name)).resolve()) for name in ("pipeline", "model")
+                    if getattr(self, name) is not None and Path(getattr(self, name)).exists()}
+        return replace(self, **absolute)
+
+    def _build(self) -> Language:
+        nlp = spacy.blank("en")
+        nlp.add_pipe("cortex", config={"model": {"checkpoint": self.model, "precision": self.precision}})
+        if self.ner:
+            # labels given without a prompt get the NER template
+            labels = {label: prompt or label_prompts(label, None, "ner")[label]
+                      for label, prompt in parse_labels(self.ner).items()}
+            nlp.add_pipe("cortex_ner", config={"labels": labels, "threshold": self.threshold,
+                                               "prefer_specific": self.prefer_specific})
+        if self.cat:
+            nlp.add_pipe("cortex_textcat", config={"labels": list(self.cat), "exclusive": not self.multi_label,
+                                                   "none_label": self.none_label})
+        if self.question:
+            nlp.add_pipe("cortex_qa", config={"questions": list(self.question)})
+        if len(nlp.pipe_names) == 1:
+            raise ValueError("Nothing to do: give --ner, --cat and/or --question, or --pipeline")
+        return nlp
