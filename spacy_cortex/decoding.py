@@ -70,6 +70,18 @@ def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
     return spans
 
 
+def span_probability(result: RequestResult, start_char: int, end_char: int) -> float:
+    """Mean inside-probability, in [0, 1], of the words overlapping the character range
+    [start_char, end_char) (words the model did not read, such as dropped pictographs, left
+    out); 0.0 when no word overlaps it."""
+    words = result.encoded.word_spans
+    read = np.bincount(result.encoded.word_ids, minlength=len(words)) > 0
+    overlap = (words[:, 0] < end_char) & (words[:, 1] > start_char) & read
+    if not overlap.any():
+        return 0.0
+    return float(result.word_probs()[overlap, POSITIVE].mean())
+
+
 # Added to every word's inside log-odds before picking the answer span. Training gives the
 # few answer tokens of a context half of its token loss, so the model over-states "inside"
 # around the answer and the unbiased best span runs long; this offset corrects that prior.

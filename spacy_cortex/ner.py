@@ -40,12 +40,7 @@ class NERTask(LabelPromptTask):
             self._judged_by = weakref.ref(model)  # the pipeline holds the model once, in cortex
 
     def training_records(self, reference: Doc) -> List[dict]:
-        gold = self.gold_spans(reference)
-        return [
-            {"prompt": prompt, "context": reference.text,
-             "spans": [(s.start_char, s.end_char) for s in gold if s.label_ == label]}
-            for label, prompt in self.label_prompts.items()
-        ]
+        return extraction_records(reference.text, self.gold_spans(reference), self.label_prompts)
 
     def gold_spans(self, reference: Doc) -> List[Span]:
         if self.spans_key is None:
@@ -75,6 +70,15 @@ class NERTask(LabelPromptTask):
             has_annotation=lambda doc: self.spans_key in doc.spans,
             allow_overlap=True,  # spans mode keeps overlapping spans of several labels
         )
+
+
+def extraction_records(text: str, gold: Sequence[Span], prompts: Dict[str, str]) -> List[dict]:
+    """One training record per (label, prompt): the gold spans of that label (none: a negative)."""
+    return [
+        {"prompt": prompt, "context": text,
+         "spans": [(s.start_char, s.end_char) for s in gold if s.label_ == label]}
+        for label, prompt in prompts.items()
+    ]
 
 
 def label_subtypes(labels: Sequence[str], model) -> Subtypes:

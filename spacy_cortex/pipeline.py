@@ -330,6 +330,11 @@ def install_span_score() -> None:
         Span.set_extension(SCORE_KEY, getter=span_score)
 
 
+def set_span_score(span: Span, score: float) -> None:
+    """Record the span's `Span._.cortex_score` (in [0, 1])."""
+    span.doc.user_data[(SCORE_KEY, span.start_char, span.end_char, span.label_)] = score
+
+
 def make_span(doc: Doc, start_char: int, end_char: int, label: str, score: float) -> Span:
     """The span of the spaCy tokens covering a character range (never None: the range
     comes from tokenizer offsets of non-space text), with its score recorded."""
@@ -339,5 +344,5 @@ def make_span(doc: Doc, start_char: int, end_char: int, label: str, score: float
         first = max(bisect.bisect_right(starts, start_char) - 1, 0)
         last = max(bisect.bisect_left(starts, end_char), first + 1)
         span = Span(doc, first, last, label=label)
-    doc.user_data[(SCORE_KEY, span.start_char, span.end_char, span.label_)] = score
+    set_span_score(span, score)
     return span

@@ -71,6 +71,17 @@ def varied_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def blank_pipeline(tmp_path_factory) -> Path:
+    """A saved blank English pipeline (a tokenizer only): batch-job machinery tests that
+    need many documents fast."""
+    import spacy
+
+    path = tmp_path_factory.mktemp("blank") / "pipeline"
+    spacy.blank("en").to_disk(path)
+    return path
+
+
 USER_NER_LABELS = {"DRUG": "Which medications are mentioned?", "DOSE": "What doses are given?"}
 USER_TEXTCAT_LABELS = ["billing", "shipping", "refund"]
 USER_QUESTIONS = ["Who was prescribed the drug?"]

@@ -8,6 +8,7 @@ from spacy_cortex.decoding import (
     best_span,
     classification_probs,
     label_distribution,
+    span_probability,
     threshold_spans,
     trim_punctuation,
     yes_probability,
@@ -251,3 +252,11 @@ def test_label_distribution_none_of_these():
 def test_the_degree_sign_is_a_unit_not_a_pictograph():
     r = make_text_result("turned 180 ° twice", [0.0, 0.99, 0.99, 0.0])
     assert [r.encoded.text[s.start_char:s.end_char] for s in threshold_spans(r, 0.5)] == ["180 °"]
+
+
+def test_span_probability():
+    r = make_result(["aa", "bb", "cc"], [0.9, 0.5, 0.1], split={1})
+    assert span_probability(r, 0, 5) == pytest.approx(0.7)  # "aa bb"
+    assert span_probability(r, 4, 5) == pytest.approx(0.5)  # part of a word counts as the word
+    assert span_probability(r, 0, 8) == pytest.approx(0.5)
+    assert span_probability(r, 2, 3) == 0.0  # only the space between two words

@@ -1,0 +1,61 @@
+"""PipelineSpec: the pipeline a batch job runs, from options or a saved pipeline."""
+import pytest
+
+from spacy_cortex.batch import PipelineSpec, parse_labels
+
+
+def test_parse_labels():
+    assert parse_labels(["PERSON", "DRUG = Which drugs?"]) == {"PERSON": None, "DRUG": "Which drugs?"}
+
+
+@pytest.mark.parametrize("values,match", [
+    (["=Which drugs?"], "label before '=' is empty"), (["  = x"], "label before '=' is empty"),
+    (["DRUG", "DRUG=Which?"], "given twice"),
+])
+def test_parse_labels_rejects_empty_and_repeated_labels(values, match):
+    with pytest.raises(ValueError, match=match):
+        parse_labels(values)
+
+
+def test_labels_without_a_prompt_get_the_ner_template(tiny_checkpoint):
+    nlp = PipelineSpec(model=str(tiny_checkpoint), precision="fp32", ner=("PERSON", "DRUG=Which drugs?")).load()
+    prompts = nlp.get_pipe("cortex_ner").task.label_prompts
+    assert prompts == {"PERSON": "Find all person mentioned in the text.", "DRUG": "Which drugs?"}
+    assert nlp.get_pipe("cortex_ner").task.prefer_specific
+
+
+def test_options_build_the_components(tiny_checkpoint):
+    spec = PipelineSpec(model=str(tiny_checkpoint), ner=("PERSON",), cat=("a", "b"), question=("Who?",),
+                        multi_label=True, prefer_specific=False)
+    nlp = spec.load()
+    assert nlp.pipe_names == ["cortex", "cortex_ner", "cortex_textcat", "cortex_qa"]
+    assert not nlp.get_pipe("cortex_ner").task.prefer_specific
+    assert not nlp.get_pipe("cortex_textcat").task.exclusive
+
+
+def test_nothing_to_do_is_an_error(tiny_checkpoint):
+    with pytest.raises(ValueError, match="Nothing to do"):
+        PipelineSpec(model=str(tiny_checkpoint)).load()
+
+
+def test_a_saved_pipeline_is_loaded_as_it_is(tiny_checkpoint, tmp_path):
+    PipelineSpec(model=str(tiny_checkpoint), cat=("refund",)).load().to_disk(tmp_path / "pipe")
+    nlp = PipelineSpec(pipeline=str(tmp_path / "pipe")).load()
+    assert nlp.pipe_names == ["cortex", "cortex_textcat"]
+    assert set(nlp("please refund me").cats) == {"refund"}
+
+
+def test_a_saved_pipeline_with_component_options_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="drop --ner, --threshold"):
+        PipelineSpec(pipeline=str(tmp_path), ner=("X",), threshold=0.5).load()
+
+
+def test_a_missing_pipeline_is_an_os_error(tmp_path):
+    with pytest.raises(OSError):
+        PipelineSpec(pipeline=str(tmp_path / "missing")).load()
+
+
+def test_paths_become_absolute_and_names_stay(tiny_checkpoint, monkeypatch):
+    monkeypatch.chdir(tiny_checkpoint.parent)
+    spec = PipelineSpec(model=tiny_checkpoint.name, pipeline="en_core_web_nonexistent").with_absolute_paths()
+    assert spec.model == str(tiny_checkpoint.resolve()) and spec.pipeline == "en_core_web_nonexistent"
