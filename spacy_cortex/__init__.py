@@ -1,6 +1,6 @@
 """spacy_cortex: one small instruction-following encoder for zero-shot NER, text
 classification, QA, NLI, similarity, ranking and response scoring in spaCy."""
-from . import architectures, ner, pipeline, qa, textcat, verify  # noqa: F401  (register factories)
+from . import architectures, ner, pipeline, qa, scoring, textcat, verify  # noqa: F401  (register factories)
 from .api import (answer, classify, entail, extract, load_model, rank, rerank, score, score_batch, select,
                   select_batch, similarity, transformers_generator)
 from .encoding import PromptTooLongError

@@ -2,13 +2,16 @@
 
     python -m spacy_cortex.train CORPUS_DIR OUTPUT_DIR --mix configs/train_mix.json --steps 9000
 
-One loss for every task: cross-entropy on [CLS] plus, for extraction examples, the mean
+One loss for every task: cross-entropy on [CLS] (against a soft target where a record's
+`cls` is a number in [0, 1]: the probability that the answer is yes, as in Cappy's
+regression labels) plus, for extraction examples, the mean
 cross-entropy over the context tokens and the mean over the answer tokens, averaged per
 example so that one long extraction example does not outweigh many one-token classification
 examples, while the few answer tokens of a long context still carry half its token loss.
 """
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -31,8 +34,19 @@ app = typer.Typer(add_completion=False)
 class TrainingExample:
     task: str
     input_ids: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray  # per token: class index or IGNORE ([CLS] IGNORE when cls_target is set)
     n_prompt: int
+    cls_target: float = math.nan  # soft [CLS] target: P(positive) in [0, 1]; NaN for a class label
+
+
+def soft_target(cls) -> float:
+    """A record's `cls` as a soft target (NaN for a class name or None). Raises ValueError for
+    a number outside [0, 1]."""
+    if isinstance(cls, bool) or not isinstance(cls, (int, float)):
+        return math.nan
+    if not 0.0 <= cls <= 1.0:
+        raise ValueError(f"a numeric cls is a probability in [0, 1], got {cls}")
+    return float(cls)
 
 
 def read_jsonl(path: Path, limit: Optional[int] = None) -> List[dict]:
@@ -82,13 +96,14 @@ def encode_example(tokenizer, record: dict, max_length: int, rng: random.Random)
         context_labels = context_labels[start : start + room]
     input_ids = build_input(tokenizer, prompt_ids, context_ids)
     labels = np.full(len(input_ids), IGNORE, dtype=np.int64)
-    labels[0] = CLS_LABELS[record.get("cls")]
+    target = soft_target(record.get("cls"))
+    labels[0] = IGNORE if not math.isnan(target) else CLS_LABELS[record.get("cls")]
     if extraction:
         # [CLS] of an extraction example says whether this window holds an answer.
         labels[0] = POSITIVE if (context_labels == POSITIVE).any() else NEGATIVE
     ctx = len(prompt_ids) + 2
     labels[ctx : ctx + len(context_ids)] = context_labels
-    return TrainingExample(record["task"], input_ids, labels, len(prompt_ids))
+    return TrainingExample(record["task"], input_ids, labels, len(prompt_ids), target)
 
 
 def collate(examples: Sequence[TrainingExample], pad_id: int) -> Dict[str, torch.Tensor]:
@@ -106,16 +121,25 @@ def collate(examples: Sequence[TrainingExample], pad_id: int) -> Dict[str, torch
         "attention_mask": torch.from_numpy(mask),
         "token_type_ids": torch.from_numpy(types),
         "labels": torch.from_numpy(labels),
+        "cls_targets": torch.tensor([e.cls_target for e in examples], dtype=torch.float32),
     }
 
 
-def cortex_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def cortex_loss(logits: torch.Tensor, labels: torch.Tensor, cls_targets: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per example: [CLS] cross-entropy + mean context-token cross-entropy + mean answer-token
     cross-entropy (answers are ~2% of a SQuAD context; without the last term the model learns
-    to under-predict them); batch mean."""
-    ce = torch.nn.functional.cross_entropy(
-        logits.float().transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
-    )
+    to under-predict them); batch mean. logits (batch, tokens, 3); labels (batch, tokens);
+    cls_targets (batch,): a soft target t replaces the [CLS] label of its example with the
+    cross-entropy against (neutral 0, positive t, negative 1 - t); NaN keeps the label."""
+    logits = logits.float()
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
+    cls_ce = ce[:, 0]
+    if cls_targets is not None and not torch.isnan(cls_targets).all():
+        soft = ~torch.isnan(cls_targets)
+        t = torch.nan_to_num(cls_targets)
+        log_p = torch.log_softmax(logits[:, 0], dim=-1)
+        soft_ce = -(t * log_p[:, POSITIVE] + (1 - t) * log_p[:, NEGATIVE])
+        cls_ce = torch.where(soft, soft_ce, cls_ce)
     token_ce = ce[:, 1:]
 
     def masked_mean(mask: torch.Tensor) -> torch.Tensor:
@@ -124,7 +148,7 @@ def cortex_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
     context = masked_mean(labels[:, 1:] != IGNORE)
     answer = masked_mean(labels[:, 1:] == POSITIVE)
-    return (ce[:, 0] + context + answer).mean()
+    return (cls_ce + context + answer).mean()
 
 
 def forward_logits(model: CortexModel, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -138,7 +162,7 @@ def forward_logits(model: CortexModel, batch: Dict[str, torch.Tensor]) -> torch.
 
 def forward_loss(model: CortexModel, examples: Sequence[TrainingExample]) -> torch.Tensor:
     batch = collate(examples, model.tokenizer.pad_token_id)
-    return cortex_loss(forward_logits(model, batch), batch["labels"])
+    return cortex_loss(forward_logits(model, batch), batch["labels"], batch["cls_targets"])
 
 
 def backward_on_records(
@@ -197,7 +221,7 @@ def load_corpus(corpus: Path, mix: Dict[str, int], dev_per_task: int):
     return train, dev
 
 
-CACHE_VERSION = 1  # bump when encode_example changes what it produces
+CACHE_VERSION = 2  # bump when encode_example changes what it produces
 
 
 def corpus_cache_key(corpus: Path, mix: Dict[str, int], tokenizer, **settings) -> str:
@@ -220,6 +244,7 @@ def save_examples(path: Path, train: Sequence[TrainingExample], dev: Sequence[Tr
         "lengths": np.array([len(e.input_ids) for e in examples], dtype=np.int64),
         "n_prompt": np.array([e.n_prompt for e in examples], dtype=np.int64),
         "task": np.array([tasks.index(e.task) for e in examples], dtype=np.int64),
+        "cls_target": np.array([e.cls_target for e in examples], dtype=np.float32),
         "task_names": np.array(tasks),
         "n_train": np.array(len(train)),
     }
@@ -235,8 +260,8 @@ def load_examples(path: Path):
     ids, labels, names = data["input_ids"].astype(np.int64), data["labels"].astype(np.int64), data["task_names"]
     ends = np.cumsum(data["lengths"])
     examples = [
-        TrainingExample(str(names[t]), ids[end - n : end], labels[end - n : end], int(p))
-        for n, end, p, t in zip(data["lengths"], ends, data["n_prompt"], data["task"])
+        TrainingExample(str(names[t]), ids[end - n : end], labels[end - n : end], int(p), float(c))
+        for n, end, p, t, c in zip(data["lengths"], ends, data["n_prompt"], data["task"], data["cls_target"])
     ]
     n_train = int(data["n_train"])
     return examples[:n_train], examples[n_train:]
@@ -263,7 +288,8 @@ def encoded_corpus(corpus: Path, mix: Dict[str, int], tokenizer, cache_dir: Path
 
 
 def evaluate_dev(model: CortexModel, dev: Sequence[TrainingExample]) -> Dict[str, float]:
-    """[CLS] accuracy and positive-token F1 per task on held-out examples."""
+    """[CLS] accuracy (a soft target counts as positive from 0.5) and positive-token F1 per
+    task on held-out examples."""
     stats: Dict[str, List[float]] = {}
     model.hf_model.eval()
     with torch.inference_mode():
@@ -274,7 +300,8 @@ def evaluate_dev(model: CortexModel, dev: Sequence[TrainingExample]) -> Dict[str
             for j, e in enumerate(part):
                 s = stats.setdefault(e.task, [0, 0, 0, 0, 0])  # cls ok, n, tp, pred, gold
                 labels = batch["labels"][j]
-                s[0] += int(pred[j, 0] == labels[0])
+                gold_cls = labels[0] if math.isnan(e.cls_target) else (POSITIVE if e.cls_target >= 0.5 else NEGATIVE)
+                s[0] += int(pred[j, 0] == gold_cls)
                 s[1] += 1
                 ctx = labels[1:] != IGNORE
                 gold = (labels[1:] == POSITIVE) & ctx

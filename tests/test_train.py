@@ -183,6 +183,27 @@ def test_cortex_loss_decreases(tiny_checkpoint, tok):
     assert losses[-1] < losses[0] * 0.8
 
 
+def test_soft_cls_target(tok):
+    record = {"task": "adapt", "prompt": "Is this a correct response: 20 mg", "context": CONTEXT,
+              "cls": 0.25, "spans": None}
+    e = encode_example(tok, record, 64, random.Random(0))
+    assert e.cls_target == 0.25 and e.labels[0] == IGNORE and (e.labels == IGNORE).all()
+    hard = encode_example(tok, dict(record, cls="positive"), 64, random.Random(0))
+    assert math.isnan(hard.cls_target) and hard.labels[0] == POSITIVE
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        encode_example(tok, dict(record, cls=1.5), 64, random.Random(0))
+    # the loss of a soft target is the cross-entropy against (0, t, 1 - t)
+    logits = torch.tensor([[[0.0, 1.0, -1.0]], [[0.5, 0.0, 2.0]]])
+    labels = torch.full((2, 1), IGNORE)
+    labels[1, 0] = NEGATIVE
+    targets = torch.tensor([0.25, float("nan")])
+    log_p = torch.log_softmax(logits[:, 0], -1)
+    expected = (-(0.25 * log_p[0, POSITIVE] + 0.75 * log_p[0, NEGATIVE]) - log_p[1, NEGATIVE]) / 2
+    assert cortex_loss(logits, labels, targets).item() == pytest.approx(expected.item(), abs=1e-6)
+    batch = collate([e, hard], 0)
+    assert batch["cls_targets"][0] == 0.25 and torch.isnan(batch["cls_targets"][1])
+
+
 def test_length_bucketed_batches():
     examples = [Example("t", np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), 1)
                 for n in random.Random(0).choices(range(5, 100), k=80)]
@@ -230,6 +251,7 @@ def test_encoded_corpus_cache(tmp_path, tok):
     again = encoded_corpus(corpus, mix, tok, cache, 64, 2, seed=0)
     for fresh, loaded in zip((train, dev), again):
         assert [(e.task, e.n_prompt) for e in fresh] == [(e.task, e.n_prompt) for e in loaded]
+        assert np.array_equal([e.cls_target for e in fresh], [e.cls_target for e in loaded], equal_nan=True)
         for a, b in zip(fresh, loaded):
             np.testing.assert_array_equal(a.input_ids, b.input_ids)
             np.testing.assert_array_equal(a.labels, b.labels)
