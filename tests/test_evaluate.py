@@ -212,3 +212,18 @@ def test_topic_set_with_biencoder_baseline(tiny_checkpoint):
     assert report["metrics"]["biencoder"] == pytest.approx(1 / 3)
     assert 0.0 <= report["metrics"]["accuracy"] <= 1.0
     assert "biencoder" in report["protocol"]
+
+
+def test_verify_set(positive_checkpoint, negative_checkpoint):
+    """en_core_web_sm proposes, cortex_verify keeps all (a model that says yes to every word)
+    or none (no to every word) of them."""
+    pytest.importorskip(E.SPACY_SMALL, reason="the test extra installs en_core_web_sm")
+    kept = E.SETS["verify_wikigold"](E.Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32"))
+    m = kept["metrics"]
+    assert kept["n"] == 4 and m["before_f"] > 0
+    assert (m["after_f"], m["after_p"], m["after_r"]) == (m["before_f"], m["before_p"], m["before_r"])
+    assert set(kept["sweep"]) == {str(t) for t in E.VERIFY_THRESHOLDS}
+    assert kept["label_map"]["GPE"] == "LOC"
+    rejected = E.SETS["verify_wikigold"](E.Evaluator(FIXTURES, str(negative_checkpoint), precision="fp32"))
+    assert rejected["metrics"]["before_f"] == m["before_f"]
+    assert rejected["metrics"]["after_r"] == 0.0 and rejected["metrics"]["best_f"] == 0.0
