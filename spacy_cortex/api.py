@@ -18,6 +18,7 @@ from .decoding import (
     threshold_spans,
     yes_probability,
 )
+from .device import resolve_device
 from .encoding import NEGATIVE, NEUTRAL, POSITIVE
 from .model import CortexModel
 from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
@@ -29,17 +30,19 @@ Texts = Union[str, Sequence[str]]
 _LOAD_MODEL_LOCK = threading.Lock()
 
 
-def load_model(checkpoint: str = DEFAULT_CHECKPOINT, precision: str = "auto") -> CortexModel:
-    """A registered checkpoint name or a model folder, loaded once per process, also when
-    several threads ask at once. Raises FileNotFoundError / CheckpointError for a name
-    that is not registered or a folder that is not a cortex checkpoint."""
+def load_model(checkpoint: str = DEFAULT_CHECKPOINT, precision: str = "auto", device: str = "auto") -> CortexModel:
+    """A registered checkpoint name or a model folder, loaded once per process and device,
+    also when several threads ask at once. device: "auto" (spaCy's current GPU after
+    spacy.prefer_gpu / require_gpu, else CPU), "cpu", "cuda", "cuda:N" or "mps". Raises
+    FileNotFoundError / CheckpointError for a name that is not registered or a folder that
+    is not a cortex checkpoint, DeviceError for a device that is not available."""
     with _LOAD_MODEL_LOCK:
-        return _load_model(checkpoint, precision)
+        return _load_model(checkpoint, precision, str(resolve_device(device)))
 
 
 @lru_cache(maxsize=4)
-def _load_model(checkpoint: str, precision: str) -> CortexModel:
-    return CortexModel.from_path(resolve_checkpoint(checkpoint), precision=precision)
+def _load_model(checkpoint: str, precision: str, device: str) -> CortexModel:
+    return CortexModel.from_path(resolve_checkpoint(checkpoint), precision=precision, device=device)
 
 
 def _model(model: Optional[CortexModel]) -> CortexModel:

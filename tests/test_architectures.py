@@ -33,11 +33,13 @@ def test_spec_from_config(tiny_checkpoint):
         stride = 24
         max_batch_tokens = 1000
         precision = "bf16"
+        device = "cpu"
         """
     )
     spec = spacy_registry.resolve(config)["model"]
     assert isinstance(spec, CortexModelSpec)
-    assert spec.settings() == {"max_length": 96, "stride": 24, "max_batch_tokens": 1000, "precision": "bf16"}
+    assert spec.settings() == {"max_length": 96, "stride": 24, "max_batch_tokens": 1000, "precision": "bf16",
+                               "device": "cpu"}
     model = spec.load()
     assert isinstance(model, CortexModel)
     assert (model.max_length, model.stride, model.max_batch_tokens, model.precision) == (96, 24, 1000, "bf16")

@@ -11,8 +11,7 @@ from conftest import WORDS, build_checkpoint
 from safetensors import safe_open
 
 from spacy_cortex.encoding import PromptTooLongError
-from spacy_cortex import model as model_module
-from spacy_cortex.model import CheckpointError, CortexModel, resolve_precision
+from spacy_cortex.model import CheckpointError, CortexModel
 
 PROMPT = "Which medications are mentioned?"
 
@@ -206,15 +205,6 @@ def test_bf16_copy_follows_weight_changes(tiny_checkpoint):
     assert model.inference_model is not copy
     after = model.run_texts(pairs)[0].token_probs
     assert after[:, 1].min() > before[:, 1].max()
-
-
-@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
-def test_auto_precision_follows_the_cpu(monkeypatch, native, expected):
-    monkeypatch.setattr(model_module, "cpu_has_bf16", lambda: native)
-    assert resolve_precision("auto") == expected
-    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
-    with pytest.raises(ValueError, match="Unknown precision 'fp16'"):
-        resolve_precision("fp16")
 
 
 # --- saving --------------------------------------------------------------------------------
