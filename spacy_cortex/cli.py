@@ -35,7 +35,7 @@ def annotate(
     inputs: List[str] = typer.Argument(..., help="Text files (one doc per line), .jsonl, .spacy, folders, glob patterns, or - (stdin)"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="One output file: .jsonl, or .spacy (DocBin); default JSONL on stdout"),
     output_dir: Optional[Path] = typer.Option(None, help="A folder of shards with manifest.json and rejects.jsonl"),
-    format: List[str] = typer.Option([], "--format", help="Shard format in --output-dir (repeatable): jsonl (default), spacy; parquet with --engine ray"),
+    formats: List[str] = typer.Option([], "--format", help="Shard format in --output-dir (repeatable): jsonl (default), spacy; parquet with --engine ray"),
     shard_size: int = typer.Option(10_000, help="Input lines per shard: the unit written at once and resumed"),
     resume: bool = typer.Option(False, "--resume", help="Finish the interrupted job at --output / --output-dir"),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record instead of writing it to the rejects file"),
@@ -63,7 +63,7 @@ def annotate(
                             none_label, threshold, prefer_specific)
         runner = make_engine(engine, batch_size, address=address, actors=actors, num_cpus=num_cpus,
                              num_gpus=num_gpus)
-        job = prepare_job(inputs, spec, output=output, output_dir=output_dir, formats=format,
+        job = prepare_job(inputs, spec, output=output, output_dir=output_dir, formats=formats,
                           text_field=text_field, shard_size=shard_size, resume=resume, strict=strict,
                           engine=runner)
     try:

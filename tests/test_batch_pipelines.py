@@ -59,3 +59,13 @@ def test_paths_become_absolute_and_names_stay(tiny_checkpoint, monkeypatch):
     monkeypatch.chdir(tiny_checkpoint.parent)
     spec = PipelineSpec(model=tiny_checkpoint.name, pipeline="en_core_web_nonexistent").with_absolute_paths()
     assert spec.model == str(tiny_checkpoint.resolve()) and spec.pipeline == "en_core_web_nonexistent"
+
+
+def test_built_pipelines_take_long_texts_and_say_which_are_too_long(tiny_checkpoint):
+    from spacy_cortex.batch.pipelines import BUILT_MAX_LENGTH, too_long
+
+    nlp = PipelineSpec(model=str(tiny_checkpoint), ner=("X",)).load()
+    assert nlp.max_length == BUILT_MAX_LENGTH > 10_000_000
+    assert too_long(nlp, "x" * BUILT_MAX_LENGTH) is None and too_long(nlp, nlp("x")) is None
+    assert too_long(nlp, "x" * (BUILT_MAX_LENGTH + 1)) == (
+        "text of 20,000,001 characters is longer than the pipeline's max_length (20,000,000)")

@@ -1,9 +1,7 @@
 """The command line: `annotate` end to end on a tiny model, its usage errors, and fault
 tests in subprocesses (kill -9 and --resume, a failed start, peak memory)."""
 import json
-import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -12,7 +10,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from spacy_cortex.batch import PipelineSpec, prepare_job
+from spacy_cortex.batch import PipelineSpec
 from spacy_cortex.cli import app
 
 
@@ -132,6 +130,17 @@ def test_a_saved_pipeline_runs_over_files(tiny_checkpoint, tmp_path):
     result = invoke(source, "--pipeline", tmp_path / "pipe")
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.stdout)["cats"]) == {"refund", "billing"}
+
+
+def test_a_10_mb_document_over_the_pipelines_max_length_is_rejected(blank_pipeline, tmp_path):
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(json.dumps({"id": 1, "text": "word " * 2_000_000}) + "\n" + json.dumps({"id": 2, "text": "ok"}))
+    result = invoke(source, "--pipeline", blank_pipeline, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert _ids(out) == [2]
+    assert json.loads((tmp_path / "out.rejects.jsonl").read_text()) == {
+        "file": str(source), "line": 1,
+        "reason": "text of 10,000,000 characters is longer than the pipeline's max_length (1,000,000)"}
 
 
 def _ids(path):

@@ -9,7 +9,7 @@ from spacy.language import Language
 from tqdm import tqdm
 
 from .formats import SUFFIXES
-from .pipelines import PipelineSpec
+from .pipelines import PipelineSpec, too_long
 from .readers import Item, Source, count_records, resolve_inputs
 from .records import doc_annotations, output_record
 from .rejects import Reject
@@ -59,18 +59,24 @@ class LocalEngine(Engine):
         with progress_bar(count_records(job.sources), job.done_records(), progress) as bar:
             for index, file, records in iter_shards(job.sources, job.shard_size, job.text_field, job.nlp.vocab):
                 if not job.target.is_finished(index):  # a finished shard is read past, not run
-                    with job.target.shard(index, file) as out:
+                    # the zone frees the strings the shard added to the vocab (every new
+                    # number, name, typo), which would grow without bound over a long job
+                    with job.target.shard(index, file) as out, job.nlp.memory_zone():
                         self._annotate(job, _counted(records, bar), out)
 
     def _annotate(self, job: "AnnotationJob", records: Iterable[Union[Item, Reject]], out: ShardOutput) -> None:
-        items = ((item.text, item) for item in _without_rejects(records, out))
+        items = ((item.text, item) for item in _without_rejects(records, job.nlp, out))
         for doc, item in job.nlp.pipe(items, as_tuples=True, batch_size=self.batch_size):
             doc.user_data.update(item.fields)  # passthrough fields travel with the doc (.spacy output)
             out.add(item.line, output_record(job.text_field, doc.text, item.fields, doc_annotations(doc)), doc)
 
 
-def _without_rejects(records: Iterable[Union[Item, Reject]], out: ShardOutput) -> Iterator[Item]:
+def _without_rejects(records: Iterable[Union[Item, Reject]], nlp: Language, out: ShardOutput) -> Iterator[Item]:
+    """The items nlp can take; the rest go to out.reject."""
     for record in records:
+        reason = too_long(nlp, record.text) if isinstance(record, Item) else None
+        if reason:
+            record = Reject(record.file, record.line, reason)
         if isinstance(record, Reject):
             out.reject(record)
         else:

@@ -14,6 +14,19 @@ from ..registry import DEFAULT_CHECKPOINT
 from ..templates import label_prompts
 
 
+# cortex reads a long text in windows, so a built pipeline takes texts up to this many
+# characters (spaCy's default of 1,000,000 guards the memory of parsers); what it bounds
+# is the spaCy Doc (about 4M tokens here)
+BUILT_MAX_LENGTH = 20_000_000
+
+
+def too_long(nlp: Language, text) -> Optional[str]:
+    """Why `nlp` cannot take `text` (a string longer than nlp.max_length), or None."""
+    if isinstance(text, str) and len(text) > nlp.max_length:
+        return f"text of {len(text):,} characters is longer than the pipeline's max_length ({nlp.max_length:,})"
+    return None
+
+
 def parse_labels(values: Sequence[str]) -> Dict[str, Optional[str]]:
     """'LABEL' or 'LABEL=prompt' -> {label: prompt or None}. Raises ValueError for an
     empty or repeated label, naming the value."""
@@ -71,6 +84,7 @@ class PipelineSpec:
 
     def _build(self) -> Language:
         nlp = spacy.blank("en")
+        nlp.max_length = BUILT_MAX_LENGTH
         nlp.add_pipe("cortex", config={"model": {"checkpoint": self.model, "precision": self.precision}})
         if self.ner:
             # labels given without a prompt get the NER template

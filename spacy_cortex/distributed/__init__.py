@@ -7,6 +7,6 @@
     prepare_job(["data/*.jsonl"], PipelineSpec(pipeline="my_pipeline"), output_dir="out",
                 formats=["parquet"], engine=engine).run()
 """
-from .ray_engine import CortexAnnotator, RayEngine, ray_session
+from .ray_engine import CortexAnnotator, RayEngine
 
-__all__ = ["CortexAnnotator", "RayEngine", "ray_session"]
+__all__ = ["CortexAnnotator", "RayEngine"]

@@ -26,7 +26,7 @@ import ray.data
 import torch
 
 from ..batch.job import AnnotationJob, Engine, progress_bar
-from ..batch.pipelines import PipelineSpec
+from ..batch.pipelines import PipelineSpec, too_long
 from ..batch.readers import Source, read_source
 from ..batch.records import ANNOTATIONS, doc_annotations, output_record
 from ..batch.rejects import Reject
@@ -37,8 +37,9 @@ class CortexAnnotator:
     """Ray Data actor: loads the pipeline once, then annotates batches of rows
     {shard, line, text, fields, reject} and adds the columns ents, cats and answers
     (JSON-encoded, so that every block has the same schema; "null" for rejected rows and
-    for what the pipeline does not produce). torch uses `threads` threads (the actor's
-    CPUs); no n_process: the actors are the processes."""
+    for what the pipeline does not produce); a text over the pipeline's max_length becomes
+    a rejected row. torch uses `threads` threads (the actor's CPUs); no n_process: the
+    actors are the processes."""
 
     def __init__(self, pipeline: PipelineSpec, threads: int, batch_size: int):
         torch.set_num_threads(threads)
@@ -47,12 +48,15 @@ class CortexAnnotator:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         columns = batch.to_pydict()
+        columns["reject"] = [reason or too_long(self.nlp, text) or ""
+                             for text, reason in zip(columns["text"], columns["reject"])]
         todo = [i for i, reason in enumerate(columns["reject"]) if not reason]
         notes = {key: ["null"] * batch.num_rows for key in ANNOTATIONS}
-        docs = self.nlp.pipe((columns["text"][i] for i in todo), batch_size=self.batch_size)
-        for i, doc in zip(todo, docs):
-            for key, value in doc_annotations(doc).items():
-                notes[key][i] = json.dumps(value, ensure_ascii=False)
+        with self.nlp.memory_zone():  # frees the strings the batch added to the vocab
+            docs = self.nlp.pipe((columns["text"][i] for i in todo), batch_size=self.batch_size)
+            for i, doc in zip(todo, docs):
+                for key, value in doc_annotations(doc).items():
+                    notes[key][i] = json.dumps(value, ensure_ascii=False)
         return pa.table({**columns, **notes})
 
 
@@ -107,7 +111,9 @@ class RayEngine(Engine):
     def dataset(self, plans: Sequence[ShardPlan], job: AnnotationJob) -> "ray.data.Dataset":
         """The annotated rows of these shards, computed as they are iterated."""
         rows = ray.data.from_items([asdict(p) for p in plans], override_num_blocks=len(plans))
-        rows = rows.flat_map(read_shard_rows, fn_kwargs={"text_field": job.text_field})
+        # reading is light next to annotating: it reserves no CPU, else actors holding
+        # every CPU of the cluster would wait forever for rows that cannot be read
+        rows = rows.flat_map(read_shard_rows, fn_kwargs={"text_field": job.text_field}, num_cpus=0)
         return rows.map_batches(
             self.annotator, batch_size=self.batch_size, batch_format="pyarrow",
             fn_constructor_kwargs={"pipeline": job.pipeline.with_absolute_paths(),
