@@ -14,7 +14,7 @@ out=$(realpath -m "$1"); mkdir -p "$out"
 device=${GPU_CHECK_DEVICE:-cuda}
 wheels=gpu_check/wheels
 {
-    python -m pip install -q --no-index --find-links "$wheels" setuptools wheel spacy thinc srsly catalogue \
+    python -m pip install -q --no-index --find-links "$wheels" setuptools spacy thinc srsly catalogue \
         weasel pytest safetensors &&
     python -m pip install -q --no-index --no-deps --no-build-isolation -e .
 } > "$out/install.log" 2>&1

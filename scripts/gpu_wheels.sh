@@ -3,7 +3,7 @@
 # needs to install this project: everything spaCy needs beside what such machines have
 # (torch, transformers, tokenizers, numpy, CuPy), pinned to the versions installed here,
 # for that machine's Python (about 62 MiB: the device tool carries 64 MiB of ignored files, so
-# en_core_web_sm, which the GPU check does not use, stays out); plus setuptools and wheel, to install this project from the
+# en_core_web_sm, which the GPU check does not use, stays out); plus setuptools (its bdist_wheel builds the editable install), to install this project from the
 # checkout (pip install --no-build-isolation -e .: a wheel of it would carry the model twice).
 #   scripts/gpu_wheels.sh [PYTHON_VERSION (3.12)] [DEST (gpu_check/wheels)]
 # Dry run for this machine's own Python: scripts/gpu_wheels.sh "$(python -c 'import sys; print(*sys.version_info[:2], sep=".")')"
@@ -14,7 +14,7 @@ pins=$(python - <<'PY'
 from importlib.metadata import version
 print(" ".join(f"{name}=={version(name)}" for name in
                ("spacy", "thinc", "srsly", "catalogue", "weasel", "pytest", "safetensors",
-                "setuptools", "wheel")))
+                "setuptools")))
 PY
 )
 mkdir -p "$dest"

@@ -156,13 +156,13 @@ class Job:
     batch_size: int = 64
     precision: str = "fp32"
     docs: int = 0
-    device: str = "cpu"  # a torch device name (cpu, cuda, cuda:N)
     # A reference setup (naive | separate) timed in the same process, its passes alternating
     # with this job's, so the speed ratio does not carry the run-to-run noise of two processes.
     reference: str = ""
     # Docs the quality is measured on (after timing, untimed) when more than the timed
     # ones: the fast-path accuracy checks need a resolution finer than their 0.5 points.
     quality_docs: int = 0
+    device: str = "cpu"  # a torch device name (cpu, cuda, cuda:N)
 
     @property
     def label(self) -> str:

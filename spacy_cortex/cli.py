@@ -49,7 +49,8 @@ def annotate(
     threshold: float = typer.Option(SPAN_THRESHOLD, help="NER span threshold"),
     prefer_specific: bool = typer.Option(True, help="A span found by several labels gets the most specific"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
-    precision: str = typer.Option("auto", help="auto (bf16 on CPUs with native bf16), fp32 or bf16"),
+    precision: str = typer.Option("auto", help="auto (GPU: bf16 or fp16; CPU: bf16 with native bf16, else fp32), fp32, bf16 or fp16 (GPU)"),
+    device: str = typer.Option("auto", help="auto (CPU unless spaCy was told to use a GPU), cpu, cuda or cuda:N; with --engine ray and --num-gpus, each actor's GPU"),
     batch_size: int = typer.Option(64, help="Docs per nlp.pipe batch"),
     engine: str = typer.Option("local", help="local (this process) or ray"),
     address: Optional[str] = typer.Option(RAY_DEFAULTS["address"], help="--engine ray: the cluster (default: a local one)"),
@@ -60,7 +61,7 @@ def annotate(
     """Annotate every document with entities, categories and answers."""
     with usage_errors():
         spec = PipelineSpec(pipeline, model, precision, tuple(ner), tuple(cat), tuple(question), multi_label,
-                            none_label, threshold, prefer_specific)
+                            none_label, threshold, prefer_specific, device)
         runner = make_engine(engine, batch_size, address=address, actors=actors, num_cpus=num_cpus,
                              num_gpus=num_gpus)
         job = prepare_job(inputs, spec, output=output, output_dir=output_dir, formats=formats,

@@ -69,3 +69,21 @@ def test_built_pipelines_take_long_texts_and_say_which_are_too_long(tiny_checkpo
     assert too_long(nlp, "x" * BUILT_MAX_LENGTH) is None and too_long(nlp, nlp("x")) is None
     assert too_long(nlp, "x" * (BUILT_MAX_LENGTH + 1)) == (
         "text of 20,000,001 characters is longer than the pipeline's max_length (20,000,000)")
+
+
+def test_device_for_built_and_saved_pipelines(tiny_checkpoint, tmp_path, monkeypatch):
+    import torch
+
+    from spacy_cortex.device import DeviceError
+
+    nlp = PipelineSpec(model=str(tiny_checkpoint), cat=("refund",), device="cpu").load()
+    assert nlp.get_pipe("cortex").model.device == torch.device("cpu")
+    nlp.to_disk(tmp_path / "pipe")
+    saved = PipelineSpec(pipeline=str(tmp_path / "pipe"), device="cpu")
+    assert saved.load().get_pipe("cortex").model.device == torch.device("cpu")  # no conflict with --pipeline
+    assert "device" not in saved.as_dict()  # a job may be resumed on another device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="'cuda' asked for"):
+        PipelineSpec(model=str(tiny_checkpoint), cat=("refund",), device="cuda").load()
+    with pytest.raises(DeviceError, match="cuda:1"):
+        PipelineSpec(pipeline=str(tmp_path / "pipe"), device="cuda:1").load()

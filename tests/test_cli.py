@@ -70,6 +70,7 @@ def test_one_cat_is_yes_no_and_none_label(negative_checkpoint, tmp_path):
     (["--ner", "X", "--model", "no-such-model"], "no-such-model"), (["--pipeline", "p", "--ner", "X"], "drop --ner"),
     (["--ner", "X", "--engine", "spark"], "--engine 'spark'"), (["--ner", "X", "--actors", "2"], "--actors"),
     (["--ner", "X", "--format", "spacy"], "--format is for --output-dir"), (["--ner", "X", "--resume"], "stdout"),
+    (["--ner", "X", "--device", "gpu"], "Unknown device 'gpu'"), (["--ner", "X", "--device", "cuda:7"], "'cuda:7' asked for"),
 ])
 def test_bad_option_values_are_usage_errors(tiny_checkpoint, tmp_path, options, match):
     source = tmp_path / "texts.txt"

@@ -10,6 +10,7 @@ import spacy
 from spacy.language import Language
 
 from ..decoding import SPAN_THRESHOLD
+from ..pipeline import Cortex
 from ..registry import DEFAULT_CHECKPOINT
 from ..templates import label_prompts
 
@@ -58,6 +59,7 @@ class PipelineSpec:
     none_label: Optional[str] = None
     threshold: float = SPAN_THRESHOLD
     prefer_specific: bool = True
+    device: str = "auto"  # where the cortex model runs, for built and saved pipelines alike
 
     def load(self) -> Language:
         """The pipeline. Raises ValueError for options that describe none or conflict
@@ -66,14 +68,20 @@ class PipelineSpec:
         if self.pipeline is None:
             return self._build()
         given = [f"--{f.name.replace('_', '-')}" for f in fields(self)
-                 if f.name != "pipeline" and getattr(self, f.name) != f.default]
+                 if f.name not in ("pipeline", "device") and getattr(self, f.name) != f.default]
         if given:
             raise ValueError(f"--pipeline runs a saved pipeline as it is: drop {', '.join(given)}")
-        return spacy.load(self.pipeline)
+        nlp = spacy.load(self.pipeline)
+        if self.device != "auto":  # "auto" already followed spaCy's current device
+            for _, component in nlp.pipeline:
+                if isinstance(component, Cortex):
+                    component.model.to(self.device)
+        return nlp
 
     def as_dict(self) -> dict:
-        """JSON-ready: what a job manifest records of the pipeline."""
-        return asdict(self)
+        """JSON-ready: what a job manifest records of the pipeline (not the device: a job
+        may be resumed on another one)."""
+        return {k: v for k, v in asdict(self).items() if k != "device"}
 
     def with_absolute_paths(self) -> "PipelineSpec":
         """Local folders as absolute paths, for processes with another working folder
@@ -85,7 +93,8 @@ class PipelineSpec:
     def _build(self) -> Language:
         nlp = spacy.blank("en")
         nlp.max_length = BUILT_MAX_LENGTH
-        nlp.add_pipe("cortex", config={"model": {"checkpoint": self.model, "precision": self.precision}})
+        nlp.add_pipe("cortex", config={"model": {"checkpoint": self.model, "precision": self.precision,
+                                                 "device": self.device}})
         if self.ner:
             # labels given without a prompt get the NER template
             labels = {label: prompt or label_prompts(label, None, "ner")[label]

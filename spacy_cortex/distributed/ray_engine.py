@@ -15,7 +15,7 @@ outputs are written by the driver.
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import islice
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Type
@@ -94,6 +94,13 @@ class RayEngine(Engine):
         self.actors, self.num_cpus, self.num_gpus = actors, num_cpus, num_gpus
         self.batch_size, self.address, self.annotator = batch_size, address, annotator
 
+    def actor_pipeline(self, spec: PipelineSpec) -> PipelineSpec:
+        """The spec an actor loads: local folders as absolute paths, and an actor with GPUs
+        reserved runs the model on the one Ray gives it (Ray sets CUDA_VISIBLE_DEVICES,
+        so "cuda" is that GPU) unless a device was named."""
+        spec = spec.with_absolute_paths()
+        return replace(spec, device="cuda") if self.num_gpus > 0 and spec.device == "auto" else spec
+
     def check_sources(self, sources: Sequence[Source]) -> None:
         for source in sources:
             if source.path is None or source.kind == "spacy":
@@ -116,7 +123,7 @@ class RayEngine(Engine):
         rows = rows.flat_map(read_shard_rows, fn_kwargs={"text_field": job.text_field}, num_cpus=0)
         return rows.map_batches(
             self.annotator, batch_size=self.batch_size, batch_format="pyarrow",
-            fn_constructor_kwargs={"pipeline": job.pipeline.with_absolute_paths(),
+            fn_constructor_kwargs={"pipeline": self.actor_pipeline(job.pipeline),
                                    "threads": max(1, int(self.num_cpus)), "batch_size": self.batch_size},
             compute=ray.data.ActorPoolStrategy(size=self.actors), num_cpus=self.num_cpus, num_gpus=self.num_gpus)
 
