@@ -45,9 +45,9 @@ if (out / "benchmark.json").exists():
                             "batch": r["job"]["batch_size"], "docs": r["job"]["docs"],
                             "seconds": r["seconds"], "docs_per_s": r["job"]["docs"] / r["seconds"] if r["seconds"] else None,
                             "derived": r.get("derived")} for r in bench["rows"]]
-log = out / "train" / "log.jsonl"
-if log.exists():
-    last = json.loads(log.read_text().splitlines()[-1])
+lines = (out / "train" / "log.jsonl").read_text().splitlines() if (out / "train" / "log.jsonl").exists() else []
+if lines:
+    last = json.loads(lines[-1])
     result["training"] = {"steps": last["step"], "examples_per_s": last.get("examples_per_s"), "loss": last["loss"]}
 (out / "gpu_check.json").write_text(json.dumps(result, indent=2))
 print(json.dumps(result, indent=2))
