@@ -681,3 +681,24 @@ def test_checkpoint_without_tokenizer_fails_at_add_pipe(tmp_path, tiny_checkpoin
 def test_empty_checkpoint_name_is_named():
     with pytest.raises(ValueError, match="Empty cortex checkpoint"):
         spacy.blank("en").add_pipe("cortex", config={"model": {"checkpoint": " "}})
+
+
+def test_spacy_apply_runs_a_cortex_pipeline(tiny_checkpoint, tmp_path):
+    """The spaCy-native batch path: `spacy apply` over a saved cortex pipeline."""
+    import json
+
+    from spacy.cli.apply import apply
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint), "precision": "fp32"}})
+    nlp.add_pipe("cortex_textcat", config={"labels": ["refund", "billing"]})
+    nlp.to_disk(tmp_path / "pipe")
+    texts = ["please refund me", "", "my bill is wrong 🧾"]
+    (tmp_path / "texts.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    apply(tmp_path / "texts.jsonl", tmp_path / "out.spacy", str(tmp_path / "pipe"), "text", 2, 1)
+    docs = list(DocBin().from_disk(tmp_path / "out.spacy").get_docs(nlp.vocab))
+    assert [d.text for d in docs] == texts
+    expected = [nlp(t).cats for t in texts]
+    for doc, cats in zip(docs, expected):
+        assert doc.cats == pytest.approx(cats, abs=1e-5)
