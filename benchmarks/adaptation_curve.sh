@@ -2,10 +2,12 @@
 # Cappy's third use, measured: adapt the scorer alone on CommonsenseQA TRAIN subsets of 500 and
 # 2,000 questions (the first N of train_rand_split.jsonl), then score CommonsenseQA dev through
 # `evaluate` (api.select) and check the other tasks on quick subsets (SST-2, MNLI-m, CoNLL).
-#   benchmarks/adaptation_curve.sh RAW_DIR OUT_DIR [MODEL]
+#   benchmarks/adaptation_curve.sh RAW_DIR OUT_DIR [MODEL] [CONVERTED_CORPUS]
 # RAW_DIR: the corpus/raw folder; OUT_DIR: a folder outside the work tree (checkpoints, metrics).
+# With CONVERTED_CORPUS (python -m spacy_cortex.convert), the 500-question run is repeated with
+# a replay of configs/adapt_replay_mix.json from it, to keep the other tasks.
 set -euo pipefail
-raw=$1; out=$2; model=${3:-cortex-mini-en}
+raw=$1; out=$2; model=${3:-cortex-mini-en}; corpus=${4:-}
 checks=commonsenseqa,sst2,mnli_m,conll2003
 mkdir -p "$out"
 python -m spacy_cortex.evaluate "$raw" --model "$model" --sets "$checks" --limit-scale 0.5 \
@@ -29,3 +31,9 @@ PY
     python -m spacy_cortex.evaluate "$raw" --model "$out/adapted_$n/final" --sets "$checks" \
         --limit-scale 0.5 --output "$out/adapted_$n/metrics.json"
 done
+if [ -n "$corpus" ]; then
+    python -m spacy_cortex.adapt train "$out/csqa_500.jsonl" "$out/adapted_500_replay" --model "$model" \
+        --steps $(( (500 * 5 + 3300) * 2 / 30 )) --lr 3e-5 --replay-corpus "$corpus" --replay-mix configs/adapt_replay_mix.json
+    python -m spacy_cortex.evaluate "$raw" --model "$out/adapted_500_replay/final" --sets "$checks" \
+        --limit-scale 0.5 --output "$out/adapted_500_replay/metrics.json"
+fi
