@@ -180,12 +180,14 @@ def test_kill_9_then_resume_outputs_every_document_once(blank_pipeline, tmp_path
 
 def test_ctrl_c_keeps_finished_shards(blank_pipeline, tmp_path):
     source = tmp_path / "in.txt"
-    source.write_text("".join(f"line {i} " * 50 + "\n" for i in range(6000)))
+    # 40 shards: after the second one the job has far more left than the signal takes to arrive
+    source.write_text("".join(f"line {i} " * 50 + "\n" for i in range(20000)))
     out = tmp_path / "out"
     command = _annotate_command(source, "--pipeline", blank_pipeline, "--shard-size", 500, "--output-dir", out)
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     while _shards_in_manifest(out) < 2 and job.poll() is None:
         time.sleep(0.01)
+    assert job.poll() is None, "the job ended before it was interrupted"
     job.send_signal(signal.SIGINT)
     assert job.wait() == 130 and "add --resume" in job.stderr.read()
     assert not list(out.glob("*.partial"))
