@@ -19,7 +19,7 @@ from .adapt import _items, item_targets
 from .decoding import yes_probability
 from .pipeline import CortexTask, Task, make_task_component
 from .registry import tasks
-from .templates import task_template
+from .templates import check_template, task_template
 
 CANDIDATES_ATTR = "cortex_candidates"
 TARGETS_ATTR = "cortex_candidate_targets"
@@ -35,8 +35,7 @@ def install_extensions() -> None:
 
 class SelectTask(Task):
     def __init__(self, template: str):
-        if "{response}" not in template:
-            raise ValueError(f"The scoring template {template!r} needs a {{response}} placeholder")
+        check_template(template, "response")
         install_extensions()
         self.template = template
 

@@ -17,7 +17,7 @@ from .decoding import span_probability, yes_probability
 from .ner import extraction_records
 from .pipeline import CortexTask, Task, make_task_component, set_span_score
 from .registry import tasks
-from .templates import label_prompts
+from .templates import check_template, label_prompts
 
 REJECTED_KEY = "cortex_rejected"
 CAT_SCORES_ATTR = "cortex_cat_scores"
@@ -115,10 +115,9 @@ def make_verify_task(
     rejected_key: str = REJECTED_KEY,
 ) -> VerifyTask:
     fixed = label_prompts(labels, template, "ner") if labels else None
-    if template is not None:
-        label_prompts(["x"], template, "ner")  # validate the template now, not on the first doc
-    if cats_template is not None:
-        label_prompts(["x"], cats_template, "textcat")
+    for given in (template, cats_template):  # checked now, not on the first doc
+        if given is not None:
+            check_template(given)
     return VerifyTask(fixed, template, threshold, cats, cats_template, cats_threshold, rejected_key)
 
 
