@@ -22,10 +22,10 @@ echo $? > "$out/install.rc"
 timeout 180 python -m pytest -q -rs tests/test_gpu.py tests/test_device.py --junitxml "$out/pytest.xml" \
     > "$out/pytest.log" 2>&1
 echo $? > "$out/pytest.rc"
-timeout 200 python -m spacy_cortex.benchmark gpu_check/raw --device "$device" --only ner-4,textcat-4,all-3 \
+timeout 200 python -m spacy_cortex.evaluation.benchmark gpu_check/raw --device "$device" --only ner-4,textcat-4,all-3 \
     --docs 200 --output "$out/benchmark.json" > "$out/benchmark.log" 2>&1
 echo $? > "$out/benchmark.rc"
-timeout 120 python -m spacy_cortex.train gpu_check/corpus "$out/train" --mix gpu_check/mix.json \
+timeout 120 python -m spacy_cortex.training.train gpu_check/corpus "$out/train" --mix gpu_check/mix.json \
     --base spacy_cortex/models/cortex-mini-en --device "$device" --steps 60 --warmup 6 --eval-every 60 \
     --save-every 1000 --dev-per-task 20 > "$out/train.log" 2>&1
 echo $? > "$out/train.rc"

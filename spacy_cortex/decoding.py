@@ -85,12 +85,12 @@ def span_probability(result: RequestResult, start_char: int, end_char: int) -> f
 # Added to every word's inside log-odds before picking the answer span. Training gives the
 # few answer tokens of a context half of its token loss, so the model over-states "inside"
 # around the answer and the unbiased best span runs long; this offset corrects that prior.
-# Chosen by `python -m spacy_cortex.tune` on SQuAD TRAIN questions held out of training
+# Chosen by `python -m spacy_cortex.evaluation.tune` on SQuAD TRAIN questions held out of training
 # (see the model card), not on any evaluation set.
 ANSWER_LOG_ODDS_BIAS = -2.0
 
 # Default per-word inside-probability for threshold spans (cortex_ner, api.extract): the
-# lowest threshold within 0.5 F1 of the best on WNUT-17 dev (`python -m spacy_cortex.tune`:
+# lowest threshold within 0.5 F1 of the best on WNUT-17 dev (`python -m spacy_cortex.evaluation.tune`:
 # 54.3 at 0.7, 54.7 at 0.8), as prompts for unseen entity types score lower than trained ones.
 SPAN_THRESHOLD = 0.7
 

@@ -281,7 +281,7 @@ def pad_batch(windows: Sequence[Window], pad_id: int) -> Batch:
 
 # The fixed cost of one forward pass (Python, kernel launches, small-matrix inefficiency),
 # in padded tokens: an extra pass is worth it when it saves more padding than this.
-# Measured with spacy_cortex.benchmark on MiniLM-L6 (2 CPU threads).
+# Measured with spacy_cortex.evaluation.benchmark on MiniLM-L6 (2 CPU threads).
 PASS_COST_TOKENS = 64
 
 

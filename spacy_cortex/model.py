@@ -48,15 +48,13 @@ class CheckpointError(ValueError):
     pass
 
 
-_ran_in_this_process = False  # inherited by forked children
-
-
 def _one_thread_after_fork() -> None:
-    """torch's CPU thread pool (GNU OpenMP) deadlocks in a forked child once the parent
-    has run parallel work, e.g. nlp.pipe(n_process=2) after a first nlp(text). Such a
-    child runs single-threaded: n processes share the cores instead of n pools."""
-    if _ran_in_this_process:
-        torch.set_num_threads(1)
+    """A forked child runs torch single-threaded. nlp.pipe(n_process=N) forks N children
+    that share the cores: with torch's default pool each (one thread per core) they
+    oversubscribe them, and GNU OpenMP's pool deadlocks in a child once the parent has run
+    parallel work. A child that should use more threads sets them itself (the benchmark's
+    measurement processes do)."""
+    torch.set_num_threads(1)
 
 
 def _quiet_tokenizers_before_fork() -> None:
@@ -358,8 +356,6 @@ class CortexModel:
 
     def run(self, requests: Sequence[Tuple[str, EncodedText]]) -> List[RequestResult]:
         """Probabilities for every (prompt, encoded context) request, batched together."""
-        global _ran_in_this_process
-        _ran_in_this_process = True
         windows = self.windows(requests)
         logger.debug("%d requests -> %d windows (max_length %d, stride %d)",
                      len(requests), len(windows), self.max_length, self.stride)

@@ -71,7 +71,7 @@ class Cortex(Pipe):
     ) -> Dict[str, float]:
         """One forward/backward pass over the training prompts of every listener (their
         losses summed into one gradient); the step happens in finish_update."""
-        from .train import backward_on_records, grad_scaler  # torch training code, only when training
+        from .training.train import backward_on_records, grad_scaler  # torch training code, only when training
 
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)

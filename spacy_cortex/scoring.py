@@ -6,8 +6,9 @@ component writes each candidate's score and the best one, and trains with `spacy
 on (instruction, candidates, target scores) through the `spacy_cortex.ScoringCorpus.v1`
 reader: soft [CLS] targets, the adaptation of Cappy's third use inside spaCy.
 """
+import json
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 from spacy.language import Language
@@ -15,7 +16,6 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry as spacy_registry
 
-from .adapt import _items, item_targets
 from .decoding import yes_probability
 from .pipeline import CortexTask, Task, make_task_component
 from .registry import tasks
@@ -25,6 +25,57 @@ CANDIDATES_ATTR = "cortex_candidates"
 TARGETS_ATTR = "cortex_candidate_targets"
 SCORES_ATTR = "cortex_candidate_scores"
 SELECTED_ATTR = "cortex_selected"
+
+
+class DataError(ValueError):
+    """A line of a training file that cannot be used; the message names file:line."""
+
+
+def read_items(path: Path) -> Iterator[tuple]:
+    """(line number, item dict) per non-blank line. Raises DataError for bad JSON or a non-object."""
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(item, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(item).__name__}")
+            yield number, item
+
+
+def text_field(item: dict, key: str, where: str) -> str:
+    """item[key] as a non-empty string. Raises DataError naming `where` (file:line)."""
+    value = item.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def item_targets(item: dict, where: str) -> Tuple[str, List[str], List[float]]:
+    """(instruction, candidates, targets in [0, 1]) of one item: a scored response is one
+    candidate with its score; candidates + gold give each distinct candidate once, the gold
+    one 1.0 and the others 0.0 (a wrong candidate with the gold text is dropped). Raises
+    DataError naming `where` (file:line)."""
+    instruction = text_field(item, "instruction", where)
+    if "candidates" not in item:
+        response = text_field(item, "response", where)
+        score = item.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            raise DataError(f"{where}: 'score' must be a number in [0, 1], got {score!r}")
+        return instruction, [response], [float(score)]
+    candidates = item["candidates"]
+    if not isinstance(candidates, list) or len(candidates) < 2 or not all(isinstance(c, str) for c in candidates):
+        raise DataError(f"{where}: 'candidates' must be a list of at least 2 strings")
+    gold = item.get("gold")
+    index = candidates.index(gold) if isinstance(gold, str) and gold in candidates else gold
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(candidates):
+        raise DataError(f"{where}: 'gold' must be a candidate's index or text, got {gold!r}")
+    answer = candidates[index]
+    distinct = list(dict.fromkeys(c for c in candidates if c.strip()))
+    return instruction, distinct, [float(c == answer) for c in distinct]
 
 
 def install_extensions() -> None:
@@ -108,7 +159,7 @@ def make_cortex_select(nlp: Language, name: str, template: Optional[str], upstre
 def scoring_items(path: Path) -> Iterator[tuple]:
     """(instruction, candidates, targets) per line of an adaptation data file (adapt.py's
     format). Raises DataError naming file:line."""
-    for number, item in _items(path):
+    for number, item in read_items(path):
         yield item_targets(item, f"{path}:{number}")
 
 

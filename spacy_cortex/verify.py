@@ -10,7 +10,7 @@ from typing import Dict, Iterable, List, Optional, Union
 
 from spacy.language import Language
 from spacy.scorer import Scorer
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example
 
 from .decoding import span_probability, yes_probability

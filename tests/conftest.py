@@ -126,7 +126,7 @@ CONVERTER_FIXTURES = Path(__file__).resolve().parent.parent / "corpus" / "fixtur
 @pytest.fixture(scope="module")
 def templates():
     """The converters' training prompt templates."""
-    from spacy_cortex import convert
+    from spacy_cortex.training import convert
 
     return convert.load_templates()
 
@@ -135,6 +135,6 @@ def run_converter(name, templates, seed=0):
     """All records of one registered converter over the fixture files."""
     import random
 
-    from spacy_cortex import convert
+    from spacy_cortex.training import convert
 
     return list(convert.converters.get(name)(CONVERTER_FIXTURES, templates, random.Random(seed)))

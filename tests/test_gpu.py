@@ -54,7 +54,7 @@ def test_require_gpu_moves_the_pipeline(tiny_checkpoint, tmp_path):
 def test_training_steps_on_gpu(tiny_checkpoint):
     import random
 
-    from spacy_cortex.train import backward_on_records, grad_scaler
+    from spacy_cortex.training.train import backward_on_records, grad_scaler
 
     model = CortexModel.from_path(tiny_checkpoint, precision="auto", device="cuda")
     scaler = grad_scaler(model)

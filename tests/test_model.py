@@ -288,3 +288,16 @@ def test_real_pretrained_encoder_loading_path(tmp_path):
     for a, b in zip(results, loaded.run_texts(pairs)):
         assert np.allclose(a.token_probs, b.token_probs, atol=1e-6)
         assert np.allclose(a.cls_probs, b.cls_probs, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="no fork on this platform")
+def test_forked_child_runs_single_threaded():
+    """nlp.pipe(n_process=N) forks N children sharing the cores: each must start with one
+    torch thread, also when the parent has not run the model yet (it once kept torch's
+    default pool, one thread per core, and 2 children on 2 cores ran ~10x slower)."""
+    import multiprocessing
+
+    import spacy_cortex.model  # noqa: F401  registers the fork hook
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(torch.get_num_threads) == 1

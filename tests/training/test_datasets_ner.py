@@ -1,4 +1,4 @@
-"""Tests for spacy_cortex.datasets.ner on small fixtures in corpus/fixtures (real excerpts in the real file layouts)."""
+"""Tests for spacy_cortex.training.datasets.ner on small fixtures in corpus/fixtures (real excerpts in the real file layouts)."""
 import builtins
 import json
 import random
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import spacy_cortex.datasets  # noqa: F401  (registers the converters)
-from spacy_cortex import convert as C
-from spacy_cortex.datasets import ner as N
+import spacy_cortex.training.datasets  # noqa: F401  (registers the converters)
+from spacy_cortex.training import convert as C
+from spacy_cortex.training.datasets import ner as N
 from conftest import CONVERTER_FIXTURES, run_converter
 
 FIX = CONVERTER_FIXTURES

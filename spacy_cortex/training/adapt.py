@@ -2,8 +2,8 @@
 of Cappy, Tan et al. 2023: the large model is left as it is; only the small scorer learns
 which of its candidate responses are good).
 
-    python -m spacy_cortex.adapt rouge GOLD.jsonl SCORED.jsonl
-    python -m spacy_cortex.adapt train DATA.jsonl OUTPUT [--model cortex-mini-en] [--steps 300]
+    python -m spacy_cortex.training.adapt rouge GOLD.jsonl SCORED.jsonl
+    python -m spacy_cortex.training.adapt train DATA.jsonl OUTPUT [--model cortex-mini-en] [--steps 300]
 
 Training data (JSONL, one item per line), either kind or both:
     {"instruction": "...", "response": "...", "score": 0.8}        regression label in [0, 1]
@@ -15,65 +15,16 @@ as in the Cappy paper), the gold response itself with 1.0.
 import json
 import random
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional
 
 import typer
 
 from .datasets.tasks import score_prompt
-from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from ..registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from ..scoring import DataError, item_targets, read_items, text_field
 
 TASK = "adapt"
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
-
-
-class DataError(ValueError):
-    """A line of a training file that cannot be used; the message names file:line."""
-
-
-def _items(path: Path) -> Iterator[tuple]:
-    """(line number, item dict) per non-blank line. Raises DataError for bad JSON or a non-object."""
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(item, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(item).__name__}")
-            yield number, item
-
-
-def _text(item: dict, key: str, where: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise DataError(f"{where}: {key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
-def item_targets(item: dict, where: str) -> Tuple[str, List[str], List[float]]:
-    """(instruction, candidates, targets in [0, 1]) of one item: a scored response is one
-    candidate with its score; candidates + gold give each distinct candidate once, the gold
-    one 1.0 and the others 0.0 (a wrong candidate with the gold text is dropped). Raises
-    DataError naming `where` (file:line)."""
-    instruction = _text(item, "instruction", where)
-    if "candidates" not in item:
-        response = _text(item, "response", where)
-        score = item.get("score")
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
-            raise DataError(f"{where}: 'score' must be a number in [0, 1], got {score!r}")
-        return instruction, [response], [float(score)]
-    candidates = item["candidates"]
-    if not isinstance(candidates, list) or len(candidates) < 2 or not all(isinstance(c, str) for c in candidates):
-        raise DataError(f"{where}: 'candidates' must be a list of at least 2 strings")
-    gold = item.get("gold")
-    index = candidates.index(gold) if isinstance(gold, str) and gold in candidates else gold
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(candidates):
-        raise DataError(f"{where}: 'gold' must be a candidate's index or text, got {gold!r}")
-    answer = candidates[index]
-    distinct = list(dict.fromkeys(c for c in candidates if c.strip()))
-    return instruction, distinct, [float(c == answer) for c in distinct]
 
 
 def item_records(item: dict, where: str) -> List[dict]:
@@ -87,7 +38,7 @@ def item_records(item: dict, where: str) -> List[dict]:
 def read_records(path: Path) -> List[dict]:
     """All training records of a data file. Raises DataError (file:line) for the first bad
     line and for a file without items."""
-    records = [r for number, item in _items(path) for r in item_records(item, f"{path}:{number}")]
+    records = [r for number, item in read_items(path) for r in item_records(item, f"{path}:{number}")]
     if not records:
         raise DataError(f"{path}: no training items")
     return records
@@ -109,13 +60,13 @@ def rouge(source: Path = typer.Argument(..., help="JSONL of {instruction, gold, 
           target: Path = typer.Argument(..., help="JSONL of {instruction, response, score} to write")):
     """Build a regression training set with Rouge-L scores."""
     out = []
-    for number, item in _items(source):
+    for number, item in read_items(source):
         where = f"{source}:{number}"
         candidates = item.get("candidates")
         if not isinstance(candidates, list) or not all(isinstance(c, str) for c in candidates):
             raise typer.BadParameter(f"{where}: 'candidates' must be a list of strings")
         try:
-            out += rouge_items(_text(item, "instruction", where), _text(item, "gold", where), candidates)
+            out += rouge_items(text_field(item, "instruction", where), text_field(item, "gold", where), candidates)
         except DataError as err:
             raise typer.BadParameter(str(err)) from None
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Multi-task CORTEX training on the unified JSONL corpus (see convert.py).
 
-    python -m spacy_cortex.train CORPUS_DIR OUTPUT_DIR --mix configs/train_mix.json --steps 9000
+    python -m spacy_cortex.training.train CORPUS_DIR OUTPUT_DIR --mix configs/train_mix.json --steps 9000
 
 One loss for every task: cross-entropy on [CLS] (against a soft target where a record's
 `cls` is a number in [0, 1]: the probability that the answer is yes, as in Cappy's
@@ -24,9 +24,9 @@ import torch
 import typer
 from tqdm import tqdm
 
-from .encoding import CLS_LABELS, IGNORE, NEGATIVE, POSITIVE, build_input, token_type_ids
-from .device import resolve_device, resolve_precision
-from .model import CortexModel
+from ..encoding import CLS_LABELS, IGNORE, NEGATIVE, POSITIVE, build_input, token_type_ids
+from ..device import resolve_device, resolve_precision
+from ..model import CortexModel
 
 app = typer.Typer(add_completion=False)
 
@@ -221,7 +221,7 @@ def load_corpus(corpus: Path, mix: Dict[str, int], dev_per_task: int):
     for task, count in mix.items():
         path = corpus / f"{task}.jsonl"
         if not path.exists():
-            raise FileNotFoundError(f"{path} missing: run `python -m spacy_cortex.convert` first")
+            raise FileNotFoundError(f"{path} missing: run `python -m spacy_cortex.training.convert` first")
         rows = read_jsonl(path, count + dev_per_task)
         dev.extend(rows[:dev_per_task])
         rows = rows[dev_per_task:]
@@ -338,7 +338,7 @@ def save_checkpoint(model: CortexModel, optimizer, step: int, elapsed_s: float, 
 
 @app.command()
 def train(
-    corpus: Path = typer.Argument(..., help="Folder of <task>.jsonl files from spacy_cortex.convert"),
+    corpus: Path = typer.Argument(..., help="Folder of <task>.jsonl files from spacy_cortex.training.convert"),
     output: Path = typer.Argument(..., help="Folder for checkpoints, logs and the final model"),
     mix: Path = typer.Option(Path("configs/train_mix.json"), help="JSON {task: training examples}"),
     base: Optional[Path] = typer.Option(None, help="Base encoder folder (default: all-MiniLM-L6-v2)"),

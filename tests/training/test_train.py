@@ -1,4 +1,4 @@
-"""spacy_cortex.train: example encoding, the loss, batching and the CLI."""
+"""spacy_cortex.training.train: example encoding, the loss, batching and the CLI."""
 import json
 import math
 import random
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from spacy_cortex.encoding import IGNORE, NEGATIVE, NEUTRAL, POSITIVE
 from spacy_cortex.model import CortexModel
-from spacy_cortex.train import (
+from spacy_cortex.training.train import (
     TrainingExample as Example,
     app,
     collate,

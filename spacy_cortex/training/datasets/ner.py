@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Tuple
 
 from ..convert import STATS, _open, converters, fill, read_bio, read_jsonl, read_lines, record
+from ...templates import TEMPLATES_DIR
 
-TYPES_PATH = Path(__file__).resolve().parent.parent / "templates" / "ner_types.json"
+TYPES_PATH = TEMPLATES_DIR / "ner_types.json"
 MIN_TOKENS = 3
 
 # The training files read per converter (paths under the raw corpus folder).

@@ -3,7 +3,7 @@
 Every set runs through what users call: spacy.blank("en") + the `cortex` component with
 cortex_ner / cortex_textcat / cortex_qa, and spacy_cortex.api with the component's model.
 
-Usage: python -m spacy_cortex.evaluate RAW_DIR --model CHECKPOINT --output metrics.json
+Usage: python -m spacy_cortex.evaluation.evaluate RAW_DIR --model CHECKPOINT --output metrics.json
            [--limit-scale 1.0] [--quick] [--sets a,b] [--precision fp32|bf16]
 
 RAW_DIR is the public data folder (corpus/raw, see its INDEX.md). Each set uses a
@@ -31,13 +31,13 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from wasabi import msg
 
-from . import api
-from . import qa as qa_module
-from .decoding import classification_probs
-from .datasets.tasks import WINOGRANDE_QUESTIONS, parse_openbookqa
-from .encoding import NEGATIVE, NEUTRAL, POSITIVE
-from .qa import exact_match, token_f1
-from .templates import TEMPLATES_DIR, task_template
+from .. import api
+from .. import qa as qa_module
+from ..decoding import classification_probs
+from ..training.datasets.tasks import WINOGRANDE_QUESTIONS, parse_openbookqa
+from ..encoding import NEGATIVE, NEUTRAL, POSITIVE
+from ..qa import exact_match, token_f1
+from ..templates import TEMPLATES_DIR, task_template
 
 SEED = 0
 EVAL_LABELS_PATH = TEMPLATES_DIR / "eval_labels.json"

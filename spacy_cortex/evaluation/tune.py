@@ -1,9 +1,9 @@
 """Choose the decoding settings on data that is neither trained on nor an EVAL set.
 
-    python -m spacy_cortex.tune RAW_DIR CORPUS_DIR --model CHECKPOINT [--mix configs/train_mix.json]
+    python -m spacy_cortex.evaluation.tune RAW_DIR CORPUS_DIR --model CHECKPOINT [--mix configs/train_mix.json]
 
 - answer-span log-odds bias (decoding.ANSWER_LOG_ODDS_BIAS): SQuAD TRAIN questions past the
-  rows the mix trains on (CORPUS_DIR/squad.jsonl from spacy_cortex.convert);
+  rows the mix trains on (CORPUS_DIR/squad.jsonl from spacy_cortex.training.convert);
 - NER prompt template, threshold and prefer_specific (cortex_ner's defaults): WNUT-17 dev,
   every type prompted through each candidate template.
 
@@ -22,12 +22,12 @@ from spacy.scorer import Scorer
 from spacy.training import Example
 from wasabi import msg
 
-from .decoding import best_span
+from ..decoding import best_span
 from .evaluate import Evaluator, read_bio
-from .ner import NERTask
-from .qa import exact_match, token_f1
-from .templates import label_prompts
-from .train import read_jsonl
+from ..ner import NERTask
+from ..qa import exact_match, token_f1
+from ..templates import label_prompts
+from ..training.train import read_jsonl
 
 app = typer.Typer(add_completion=False)
 
@@ -93,7 +93,7 @@ def tune(
     corpus: Path = typer.Argument(..., help="converted corpus (squad.jsonl)"),
     model: str = typer.Option(..., help="registered checkpoint name or Hugging Face folder"),
     mix: Path = typer.Option(Path("configs/train_mix.json"), help="the training mix, to skip trained rows"),
-    dev_per_task: int = typer.Option(100, help="as given to spacy_cortex.train"),
+    dev_per_task: int = typer.Option(100, help="as given to spacy_cortex.training.train"),
     squad_questions: int = typer.Option(500),
     wnut_sentences: int = typer.Option(1009, help="WNUT-17 dev has 1,009"),
     precision: str = typer.Option("bf16"),

@@ -7,10 +7,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForTokenClassification
 
-from spacy_cortex import benchmark as bench
+from spacy_cortex.evaluation import benchmark as bench
 from spacy_cortex.model import CortexModel
 
-RAW = Path(__file__).parent / "fixtures" / "benchmark"
+RAW = Path(__file__).parents[1] / "fixtures" / "benchmark"
 
 
 def tiny_config(**kwargs) -> BertConfig:

@@ -1,4 +1,4 @@
-"""Tests for spacy_cortex.convert on the small fixtures in corpus/fixtures (mimic corpus/raw formats)."""
+"""Tests for spacy_cortex.training.convert on the small fixtures in corpus/fixtures (mimic corpus/raw formats)."""
 import builtins
 import json
 import random
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spacy_cortex import convert as C
+from spacy_cortex.training import convert as C
 from conftest import CONVERTER_FIXTURES, run_converter
 
 FIX = CONVERTER_FIXTURES

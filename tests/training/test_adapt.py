@@ -1,12 +1,12 @@
-"""spacy_cortex.adapt: training data for the scorer, Rouge-L regression items, the command."""
+"""spacy_cortex.training.adapt: training data for the scorer, Rouge-L regression items, the command."""
 import json
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from spacy_cortex import adapt
-from spacy_cortex.datasets.tasks import score_prompt
+from spacy_cortex.training import adapt
+from spacy_cortex.training.datasets.tasks import score_prompt
 from spacy_cortex.model import CortexModel
 
 

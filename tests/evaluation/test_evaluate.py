@@ -1,4 +1,4 @@
-"""spacy_cortex.evaluate: metric helpers, label names, and a tiny end-to-end run on
+"""spacy_cortex.evaluation.evaluate: metric helpers, label names, and a tiny end-to-end run on
 fixture files in the raw formats (never the shared corpus)."""
 import json
 import math
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spacy_cortex import evaluate as E
+from spacy_cortex.evaluation import evaluate as E
 
-FIXTURES = Path(__file__).parent / "fixtures" / "evaluate"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "evaluate"
 
 
 def test_rankdata_averages_ties():

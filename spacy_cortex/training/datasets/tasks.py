@@ -1,6 +1,6 @@
 """Converters of the newer task sets (issue 11): intents and topics, extractive QA, multiple
 choice, PromptSource scoring pairs and ANLI dev, cast to the unified CORTEX records of
-`spacy_cortex.convert` (same contract: TRAINING splits only, every raw file read through
+`spacy_cortex.training.convert` (same contract: TRAINING splits only, every raw file read through
 `convert._open`, one catalogue entry per set in `convert.converters`).
 
 Multiple-choice and PromptSource examples are scoring pairs in the format `api.score` reads:
@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from .. import convert as C
 from ..convert import (NEG, POS, STATS, converters, detok, label_prompts, locate, nli_record,
                        qa_prompt, read_csv, read_jsonl, read_lines, read_tsv, record)
-from ..templates import TEMPLATES_DIR, task_template
+from ...templates import TEMPLATES_DIR, task_template
 
 TASK_LABELS_PATH = TEMPLATES_DIR / "task_labels.json"
 OOS_NEGATIVES = 3  # an out-of-scope CLINC text gets as many (all negative) intents as an in-scope one

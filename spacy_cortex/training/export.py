@@ -1,6 +1,6 @@
 """Export a trained checkpoint as an fp16 safetensors model.
 
-    python -m spacy_cortex.export training/cortex/final training/export/cortex-mini-en
+    python -m spacy_cortex.training.export training/cortex/final training/export/cortex-mini-en
 
 project.yml's `export` writes there; `weasel run ship` exports into
 spacy_cortex/models/cortex-mini-en to replace the shipped model (its model card is kept).
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from .model import CortexModel
+from ..model import CortexModel
 
 
 def export(

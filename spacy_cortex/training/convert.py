@@ -6,7 +6,7 @@ spans=None -> classification example (loss on [CLS] only); spans=list -> extract
 Only TRAINING splits are read; every file access goes through `_open` so tests can
 verify that no evaluation file (see corpus/raw/INDEX.md) is ever touched.
 
-Usage: python -m spacy_cortex.convert RAW_DIR OUT_DIR [--tasks a,b] [--seed 0]
+Usage: python -m spacy_cortex.training.convert RAW_DIR OUT_DIR [--tasks a,b] [--seed 0]
 """
 import argparse
 import csv
@@ -20,10 +20,10 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import catalogue
 
-from .templates import strip_end
+from ..templates import TEMPLATES_DIR, strip_end
 
 converters = catalogue.create("spacy_cortex", "converters", entry_points=True)
-TEMPLATES_PATH = Path(__file__).parent / "templates" / "training_prompts.json"
+TEMPLATES_PATH = TEMPLATES_DIR / "training_prompts.json"
 POS, NEG, NEU = "positive", "negative", "neutral"
 NLI_CLS = {"entailment": POS, "contradiction": NEG, "neutral": NEU, "not_entailment": NEG}
 STATS: Counter = Counter()  # skipped-example counters, printed by the CLI
@@ -609,7 +609,6 @@ def _slot_pattern(templates: dict) -> "re.Pattern":
         elif isinstance(value, (list, dict)):
             for v in value.values() if isinstance(value, dict) else value:
                 yield from strings(v)
-    from .templates import TEMPLATES_DIR
     with _open(TEMPLATES_DIR / "tasks.json") as f:
         task_templates = json.load(f)
     alternatives, n = [], 0
@@ -705,7 +704,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     # `python -m`: run the package module, whose STATS and EVAL_KEYS the converters in datasets/ share
-    from spacy_cortex.convert import main as package_main
+    from spacy_cortex.training.convert import main as package_main
     package_main()
 
 

@@ -1,4 +1,4 @@
-"""Tests for spacy_cortex.datasets.tasks (issue 11) and the leakage guard of convert.run, on the
+"""Tests for spacy_cortex.training.datasets.tasks (issue 11) and the leakage guard of convert.run, on the
 small fixtures in corpus/fixtures (same layouts as the raw sets)."""
 import json
 import random
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spacy_cortex import convert as C
-from spacy_cortex.datasets import tasks as T
+from spacy_cortex.training import convert as C
+from spacy_cortex.training.datasets import tasks as T
 from spacy_cortex.templates import task_template
 from conftest import CONVERTER_FIXTURES, run_converter
 

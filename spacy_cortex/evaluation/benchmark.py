@@ -1,7 +1,7 @@
 """Performance benchmark: throughput, peak memory, hardware efficiency and the accuracy of
 every fast path, side by side with a naive transformers loop and spaCy's small English NER.
 
-    python -m spacy_cortex.benchmark RAW_DIR [--model CHECKPOINT]
+    python -m spacy_cortex.evaluation.benchmark RAW_DIR [--model CHECKPOINT]
         [--output benchmarks/output/benchmark.json] [--docs 500] [--quick]
 
 RAW_DIR holds conll2003/test.txt and ag_news/test.csv (../shared/corpus/raw). Each
@@ -30,10 +30,10 @@ import torch
 import typer
 from wasabi import msg
 
-from .pipeline import DEFAULT_MODEL_CONFIG
-from .device import resolve_device
-from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
-from .templates import task_template
+from ..pipeline import DEFAULT_MODEL_CONFIG
+from ..device import resolve_device
+from ..registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from ..templates import task_template
 
 # --- workloads ---------------------------------------------------------------------------
 
@@ -395,9 +395,12 @@ def matmul_peaks(checkpoint: str, seconds: float) -> Dict[str, float]:
     return peaks
 
 
-def run_job(job: Job, checkpoint: str, raw_dir: str, quick: bool = False) -> Row:
-    """One measurement; runs in its own process."""
+def run_job(job: Job, checkpoint: str, raw_dir: str, quick: bool = False, threads: int = 0) -> Row:
+    """One measurement; runs in its own process with `threads` torch threads (0: as it is;
+    a forked process starts with one, see model._one_thread_after_fork)."""
     warnings.filterwarnings("ignore")
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     row = Row(job, threads=torch.get_num_threads())
     if job.kind == "peak":
@@ -536,7 +539,8 @@ def run_jobs(jobs: List[Job], checkpoint: str, raw_dir: Path, quick: bool,
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["spacy_cortex"])  # torch, spacy, transformers
         pool = ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1)
-        submit = lambda job: pool.submit(run_job, job, checkpoint, str(raw_dir), quick).result()
+        threads = torch.get_num_threads()  # this process's count, for every measurement
+        submit = lambda job: pool.submit(run_job, job, checkpoint, str(raw_dir), quick, threads).result()
     try:
         for job in jobs:
             try:

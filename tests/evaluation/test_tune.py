@@ -1,11 +1,11 @@
-"""spacy_cortex.tune: decoding sweeps on a tiny model and hand-made data."""
+"""spacy_cortex.evaluation.tune: decoding sweeps on a tiny model and hand-made data."""
 import json
 
 import pytest
 from typer.testing import CliRunner
 
-from spacy_cortex import tune as T
-from spacy_cortex.evaluate import Evaluator
+from spacy_cortex.evaluation import tune as T
+from spacy_cortex.evaluation.evaluate import Evaluator
 
 WNUT = "Obama\tB-person\nvisited\tO\nNew\tB-location\nYork\tI-location\n\nGoogle\tB-corporation\nsaid\tO\n"
 
