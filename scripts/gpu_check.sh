@@ -4,7 +4,8 @@
 # (scripts/gpu_wheels.sh) and runs, each under its own time limit (about 8 minutes in all),
 #   1. the CUDA-marked tests and the device tests,
 #   2. the benchmark's ner-4 / textcat-4 / all-3 rows on the GPU (fp32 and bf16, paired
-#      ner-4 against the naive loop), on gpu_check/raw (scripts/gpu_prepare.sh),
+#      ner-4 against the naive loop, ner-4 over a grid of docs per batch x tokens per pass
+#      for the default token budget), on gpu_check/raw (scripts/gpu_prepare.sh),
 #   3. 60 training steps on gpu_check/corpus for training examples/s,
 # and writes OUT_DIR/gpu_check.json with the figures (logs beside it).
 #   scripts/gpu_check.sh OUT_DIR
@@ -19,13 +20,13 @@ wheels=gpu_check/wheels
     python -m pip install -q --no-index --no-deps --no-build-isolation -e .
 } > "$out/install.log" 2>&1
 echo $? > "$out/install.rc"
-timeout 180 python -m pytest -q -rs tests/test_gpu.py tests/test_device.py --junitxml "$out/pytest.xml" \
+timeout 120 python -m pytest -q -rs tests/test_gpu.py tests/test_device.py --junitxml "$out/pytest.xml" \
     > "$out/pytest.log" 2>&1
 echo $? > "$out/pytest.rc"
-timeout 200 python -m spacy_cortex.evaluation.benchmark gpu_check/raw --device "$device" --only ner-4,textcat-4,all-3 \
+timeout 240 python -m spacy_cortex.evaluation.benchmark gpu_check/raw --device "$device" --only ner-4,textcat-4,all-3 \
     --docs 200 --output "$out/benchmark.json" > "$out/benchmark.log" 2>&1
 echo $? > "$out/benchmark.rc"
-timeout 120 python -m spacy_cortex.training.train gpu_check/corpus "$out/train" --mix gpu_check/mix.json \
+timeout 90 python -m spacy_cortex.training.train gpu_check/corpus "$out/train" --mix gpu_check/mix.json \
     --base spacy_cortex/models/cortex-mini-en --device "$device" --steps 60 --warmup 6 --eval-every 60 \
     --save-every 1000 --dev-per-task 20 > "$out/train.log" 2>&1
 echo $? > "$out/train.rc"
@@ -42,7 +43,8 @@ if (out / "benchmark.json").exists():
     bench = json.loads((out / "benchmark.json").read_text())
     result["gpu"] = bench["environment"].get("gpu")
     result["benchmark"] = [{"row": r["job"]["name"], "precision": r["job"]["precision"],
-                            "batch": r["job"]["batch_size"], "docs": r["job"]["docs"],
+                            "batch": r["job"]["batch_size"], "batch_tokens": r["job"].get("batch_tokens", 0),
+                            "docs": r["job"]["docs"],
                             "seconds": r["seconds"], "docs_per_s": r["job"]["docs"] / r["seconds"] if r["seconds"] else None,
                             "derived": r.get("derived")} for r in bench["rows"]]
 lines = (out / "train" / "log.jsonl").read_text().splitlines() if (out / "train" / "log.jsonl").exists() else []

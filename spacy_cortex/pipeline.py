@@ -126,7 +126,8 @@ class Cortex(Pipe):
 
     def attach(self, listeners: Sequence["CortexTask"], docs: Sequence[Doc]) -> None:
         """Run the prompts every listener needs for every doc in one batched call."""
-        prompts = [sorted({p for task in listeners for p in task.prompts(doc)}) for doc in docs]
+        per_task = [task.batch_prompts(docs) for task in listeners]
+        prompts = [sorted(set().union(*doc_prompts)) for doc_prompts in zip(*per_task)] if per_task else [[] for _ in docs]
         logger.debug("%s: %d docs for %s", self.name, len(docs), [task.name for task in listeners])
         for doc, results in zip(docs, self.run(docs, prompts)):
             doc._.set(RESULTS_ATTR, results)
@@ -136,10 +137,11 @@ class Cortex(Pipe):
     ) -> List[Dict[str, RequestResult]]:
         model = self.model
         requests, owners = [], []
-        for i, (doc, doc_prompts) in enumerate(zip(docs, prompts)):
-            encoded = model.encode_text(doc.text)
-            for prompt in doc_prompts:
-                requests.append((prompt, encoded))
+        asked = [i for i, doc_prompts in enumerate(prompts) if doc_prompts]
+        encoded = model.encode_texts([docs[i].text for i in asked])  # one tokenizer call for the batch
+        for i, text in zip(asked, encoded):
+            for prompt in prompts[i]:
+                requests.append((prompt, text))
                 owners.append((i, prompt))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s: prompts run: %s", self.name, sorted({p for ps in prompts for p in ps}))
@@ -217,6 +219,11 @@ class Task:
         """Called with the shared CortexModel before each batch is decoded; most tasks
         need nothing from it."""
 
+    def batch_prompts(self, docs: Sequence[Doc], model) -> List[List[str]]:
+        """The prompts to run for each doc of a batch; a task that chooses them with the
+        model (cortex_textcat's label shortlist) overrides this."""
+        return [self.prompts(doc) for doc in docs]
+
 
 class LabelPromptTask(Task):
     """A task asking one prompt per label; labels are always handled in sorted order so
@@ -246,8 +253,8 @@ class CortexTask(Pipe):
         self.task = task
         self.upstream = upstream
 
-    def prompts(self, doc: Doc) -> List[str]:
-        return self.task.prompts(doc)
+    def batch_prompts(self, docs: Sequence[Doc]) -> List[List[str]]:
+        return self.task.batch_prompts(docs, self.cortex().model)
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -303,9 +310,9 @@ class CortexTask(Pipe):
         """Docs that did not pass through cortex (or got new questions) get their
         prompts run now, still batched."""
         missing_docs, missing_prompts = [], []
-        for doc in docs:
+        for doc, prompts in zip(docs, self.batch_prompts(docs)):
             have = doc._.get(RESULTS_ATTR) or {}
-            needed = [p for p in self.prompts(doc) if p not in have]
+            needed = [p for p in prompts if p not in have]
             if needed:
                 missing_docs.append(doc)
                 missing_prompts.append(needed)

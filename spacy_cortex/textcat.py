@@ -1,5 +1,6 @@
 """cortex_textcat: zero-shot text classification, one yes/no prompt per label."""
-from typing import Dict, Iterable, List, Optional, Union
+import weakref
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 from spacy.language import Language
@@ -10,16 +11,54 @@ from spacy.training import Example
 from .decoding import label_distribution, yes_probability
 from .pipeline import CortexTask, LabelPromptTask, make_task_component
 from .registry import tasks
-from .templates import check_none_label, label_prompts
+from .model import weights_version
+from .templates import check_none_label, label_prompts, label_words
 
 
 class TextCatTask(LabelPromptTask):
     def __init__(self, prompts: Dict[str, str], exclusive: bool, threshold: float,
-                 none_label: Optional[str] = None):
+                 none_label: Optional[str] = None, shortlist: int = 0):
         super().__init__(prompts, threshold)
         check_none_label(none_label, prompts)
+        if isinstance(shortlist, bool) or not isinstance(shortlist, int) or shortlist < 0:
+            raise ValueError(f"shortlist must be a whole number >= 0 (0: every label), got {shortlist!r}")
         self.exclusive = exclusive
         self.none_label = none_label
+        self.shortlist = shortlist
+        self._label_vectors = None  # (model ref, weights version, (labels, hidden) array)
+        self._shortlists: Dict[str, List[str]] = {}  # text -> labels, for the current batch
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__, _label_vectors=None)  # a weak reference does not pickle
+
+    @property
+    def shortlisting(self) -> bool:
+        return 0 < self.shortlist < len(self.label_prompts)
+
+    def batch_prompts(self, docs: Sequence[Doc], model) -> List[List[str]]:
+        """Every label's prompt; with a shortlist of k, only the prompts of the k labels
+        whose words are closest to the text (cosine of CortexModel.embed vectors: one pass
+        of the text alone instead of one per label)."""
+        if not self.shortlisting:
+            return super().batch_prompts(docs, model)
+        texts = [doc.text for doc in docs]
+        known = {t: self._shortlists[t] for t in texts if t in self._shortlists}  # fill_missing asks again
+        new = [t for t in dict.fromkeys(texts) if t not in known]
+        if new:
+            labels = sorted(self.label_prompts)
+            similarity = model.embed(new) @ self.label_vectors(model, labels).T
+            top = np.argsort(-similarity, axis=1, kind="stable")[:, : self.shortlist]
+            known.update({t: [labels[i] for i in row] for t, row in zip(new, top)})
+        self._shortlists = known
+        return [[self.label_prompts[label] for label in known[t]] for t in texts]
+
+    def label_vectors(self, model, labels: List[str]) -> np.ndarray:
+        """(labels, hidden) embeddings of the labels as words, cached per model and weights."""
+        cached = self._label_vectors
+        version = weights_version(model.hf_model)
+        if cached is None or cached[0]() is not model or cached[1] != version:
+            self._label_vectors = cached = (weakref.ref(model), version, model.embed([label_words(l) for l in labels]))
+        return cached[2]
 
     @property
     def labels(self) -> List[str]:
@@ -34,8 +73,9 @@ class TextCatTask(LabelPromptTask):
         ]
 
     def apply(self, doc: Doc, results) -> None:
-        asked = sorted(self.label_prompts)
-        yes = np.array([yes_probability(results[self.label_prompts[label]]) for label in asked])
+        # a label left out by the shortlist was not asked: P(yes) = 0
+        yes = np.array([yes_probability(results[prompt]) if prompt in results or not self.shortlisting else 0.0
+                        for prompt in (self.label_prompts[label] for label in sorted(self.label_prompts))])
         probs = label_distribution(yes, self.exclusive, none_of_these=self.none_label is not None)
         doc.cats.update({label: float(p) for label, p in zip(self.labels, probs)})
 
@@ -53,8 +93,9 @@ def make_textcat_task(
     exclusive: bool = True,
     threshold: float = 0.5,
     none_label: Optional[str] = None,
+    shortlist: int = 0,
 ) -> TextCatTask:
-    return TextCatTask(label_prompts(labels, template, "textcat"), exclusive, threshold, none_label)
+    return TextCatTask(label_prompts(labels, template, "textcat"), exclusive, threshold, none_label, shortlist)
 
 
 @Language.factory(
@@ -62,7 +103,7 @@ def make_textcat_task(
     assigns=["doc.cats"],
     default_config={
         "labels": None, "template": None, "exclusive": True, "threshold": 0.5,
-        "none_label": None, "upstream": "cortex",
+        "none_label": None, "shortlist": 0, "upstream": "cortex",
     },
     default_score_weights={"cats_score": 1.0},
 )
@@ -74,6 +115,7 @@ def make_cortex_textcat(
     exclusive: bool,
     threshold: float,
     none_label: Optional[str],
+    shortlist: int,
     upstream: str,
 ) -> CortexTask:
     """Zero-shot text classification: P(label applies) from one prompt per label.
@@ -87,7 +129,11 @@ def make_cortex_textcat(
     none_label: a category name (e.g. "none") for "none of these": its score is the
         probability that no label applies (each label judged alone); exclusive labels
         share the rest. None (default): no such category.
+    shortlist: 0 (default) asks every label. k > 0 asks only the k labels closest to the
+        text (one pass of the text alone ranks the labels by the cosine of their
+        embeddings, CortexModel.embed); the others score 0. For many labels: k passes per
+        doc instead of one per label. Measured in benchmarks/README.md ("Many labels").
     upstream: name of the cortex component (added if missing).
     """
-    build = lambda: make_textcat_task(labels, template, exclusive, threshold, none_label)
+    build = lambda: make_textcat_task(labels, template, exclusive, threshold, none_label, shortlist)
     return make_task_component(nlp, name, upstream, build)

@@ -17,6 +17,7 @@ from spacy_cortex.encoding import (
     context_room,
     encode_prompt,
     encode_text,
+    encode_texts,
     isolate_symbols,
     merge_windows,
     pad_batch,
@@ -346,3 +347,14 @@ def test_plain_text_tokenizes_as_before():
     isolate_symbols(isolated)
     text = "The patient, aged 54, was given 20 mg (twice) of atorvastatin; C++ and $5 too, 200°F, £4, ±2."
     assert encode_text(plain, text).ids.tolist() == encode_text(isolated, text).ids.tolist()
+
+
+def test_encode_texts_in_one_call_equals_one_by_one(tok):
+    texts = ["Margaret Okafor was given 20 mg.", "", "Apple🍎 and 🇺🇸 flags\fpage two", "a\n\nb " * 30, "🍕"]
+    together = encode_texts(tok, texts)
+    for text, batched in zip(texts, together):
+        alone = encode_text(tok, text)
+        assert batched.text == text
+        for field in ("ids", "offsets", "word_ids"):
+            assert np.array_equal(getattr(batched, field), getattr(alone, field))
+    assert encode_texts(tok, []) == []

@@ -156,13 +156,13 @@ def test_forward_calls_equal_token_budget_batches(make_nlp, tiny_checkpoint):
     texts = [TEXTS[0], TEXTS[1], TEXTS[4], TEXTS[5]]
     docs = [nlp.make_doc(t) for t in texts]
     requests = []
-    for doc in docs:
-        prompts = sorted({p for task in cortex.listeners() for p in task.prompts(doc)})
+    for i, doc in enumerate(docs):
+        prompts = sorted({p for task in cortex.listeners() for p in task.batch_prompts(docs)[i]})
         encoded = model.encode_text(doc.text)
         requests += [(p, encoded) for p in prompts]
     expected = len(list(model.batches(model.windows(requests))))
     per_component = sum(
-        len(list(model.batches(model.windows([r for r in requests if r[0] in task.prompts(docs[0])]))))
+        len(list(model.batches(model.windows([r for r in requests if r[0] in task.batch_prompts(docs)[0]]))))
         for task in cortex.listeners()
     )
     assert 1 < expected < per_component

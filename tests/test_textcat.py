@@ -148,3 +148,57 @@ def test_a_label_applies_to_a_long_text_when_one_part_shows_it(varied_checkpoint
     prompt = spacy_nlp.get_pipe("cortex_textcat").task.label_prompts["refund"]
     [alone] = model.run_texts([(prompt, head)])
     assert long_doc.cats["refund"] >= yes_probability(alone) - 1e-4
+
+
+SHORTLIST_TEXTS = [TEXT, "", "🍕", "My parcel never arrived and I want my money back.", "the drug dose " * 200]
+
+
+def test_shortlist_asks_only_the_closest_labels(varied_checkpoint):
+    """shortlist=k: one embedding pass per text ranks the labels; only the top k are
+    prompted, the others score 0; the top k are the labels whose words' embeddings are
+    closest to the text's."""
+    labels = ["billing", "shipping", "refund", "account access", "card payment"]
+    nlp = task_nlp(varied_checkpoint, "cortex_textcat", {"labels": labels, "exclusive": True, "shortlist": 2})
+    model, task = nlp.get_pipe("cortex").model, nlp.get_pipe("cortex_textcat").task
+    asked = []
+    real_run = model.run
+    model.run = lambda requests: asked.append(len(requests)) or real_run(requests)
+    docs = list(nlp.pipe(SHORTLIST_TEXTS, batch_size=8))
+    assert asked == [2 * len(SHORTLIST_TEXTS)]  # one run for the batch, 2 prompts per doc
+    ordered = sorted(labels)
+    similarity = model.embed([d.text for d in docs]) @ model.embed(ordered).T
+    for doc, row in zip(docs, similarity):
+        expected = {ordered[i] for i in np.argsort(-row, kind="stable")[:2]}
+        assert {label for label, p in doc.cats.items() if p > 0} == expected
+        assert sorted(doc.cats) == sorted(labels) and sum(doc.cats.values()) == pytest.approx(1.0)
+    # a doc that skipped cortex is filled in by the component itself, with the same shortlist
+    alone = nlp.get_pipe("cortex_textcat")(nlp.make_doc(SHORTLIST_TEXTS[3]))
+    assert alone.cats == pytest.approx(docs[3].cats)
+    assert task._shortlists.keys() <= set(SHORTLIST_TEXTS)  # only the current batch is kept
+
+
+def test_shortlist_of_all_labels_changes_nothing(varied_checkpoint):
+    full = textcat_nlp(varied_checkpoint, exclusive=True)
+    same = textcat_nlp(varied_checkpoint, exclusive=True, shortlist=len(LABELS))
+    for text in SHORTLIST_TEXTS:
+        assert same(text).cats == pytest.approx(full(text).cats)
+
+
+@pytest.mark.parametrize("shortlist", [-1, 1.5, True, "3"])
+def test_bad_shortlist(shortlist):
+    with pytest.raises(ValueError, match="shortlist"):
+        make_textcat_task(LABELS, shortlist=shortlist)
+    with pytest.raises(ValueError, match="shortlist"):
+        spacy.blank("en").add_pipe("cortex_textcat", config={"labels": LABELS, "shortlist": -1})
+
+
+def test_embed_gives_unit_vectors_whatever_the_batch(tiny_checkpoint):
+    from spacy_cortex.model import CortexModel
+
+    model = CortexModel.from_path(tiny_checkpoint)
+    alone = model.embed(["short text"])
+    together = model.embed(["short text", "a much longer text " * 40, ""])
+    assert together.shape == (3, model.hf_model.config.hidden_size)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(alone[0], together[0], atol=1e-5)  # padding does not change a vector
+    assert model.embed([]).shape == (0, model.hf_model.config.hidden_size)

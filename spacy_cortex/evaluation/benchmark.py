@@ -34,6 +34,7 @@ from ..pipeline import DEFAULT_MODEL_CONFIG
 from ..device import resolve_device
 from ..registry import DEFAULT_CHECKPOINT, resolve_checkpoint
 from ..templates import task_template
+from .stages import stage_timer
 
 # --- workloads ---------------------------------------------------------------------------
 
@@ -86,6 +87,9 @@ WORKLOADS = [
     ("all-3", "agnews", ALL_THREE),
 ]
 BATCH_SIZES = (1, 64)
+# (docs per nlp.pipe batch, max_batch_tokens) on a GPU: ner-4 on CoNLL gives ~40 padded
+# tokens per (doc, label) request, so 64 docs fill ~10k tokens and 256 docs ~40k
+GPU_BATCH_TOKENS = ((64, 4096), (64, 16384), (256, 16384), (256, 65536))
 PRECISIONS = ("fp32", "bf16", "int8")
 FAST_PATH_WORKLOADS = ("ner-4", "textcat-4")  # run at every precision, for accuracy
 # Work per measured pass, in (words + 8) x prompts units: ~3-6 s per pass for MiniLM-L6
@@ -169,11 +173,13 @@ class Job:
     # ones: the fast-path accuracy checks need a resolution finer than their 0.5 points.
     quality_docs: int = 0
     device: str = "cpu"  # a torch device name (cpu, cuda, cuda:N)
+    batch_tokens: int = 0  # the cortex model's max_batch_tokens (0: the device's default)
 
     @property
     def label(self) -> str:
         where = "" if self.device == "cpu" else f" {self.device}"
-        return f"{self.name} b{self.batch_size} {self.precision}{where}"
+        budget = f" {self.batch_tokens} tok" if self.batch_tokens else ""
+        return f"{self.name} b{self.batch_size} {self.precision}{where}{budget}"
 
 
 @dataclass
@@ -195,6 +201,7 @@ class Row:
     quality: Optional[float] = None  # CoNLL entity F1 or AG News accuracy, in %
     matmul: Dict[str, float] = field(default_factory=dict)  # peak job: FLOP/s by dtype/shape
     derived: Dict[str, Optional[float]] = field(default_factory=dict)  # filled in by annotate()
+    stages: Dict[str, float] = field(default_factory=dict)  # % of wall time per stage (stages.py)
 
 
 # --- measuring (inside the job's process) ------------------------------------------------
@@ -247,10 +254,11 @@ def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
     return quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
-def cortex_pipeline(checkpoint: str, tasks: Dict[str, int], precision: str, device: str = "cpu"):
+def cortex_pipeline(checkpoint: str, tasks: Dict[str, int], precision: str, device: str = "cpu",
+                    batch_tokens: int = 0):
     nlp = spacy.blank("en")
     model = {**DEFAULT_MODEL_CONFIG, "checkpoint": checkpoint, "device": device,
-             "precision": "bf16" if precision == "bf16" else "fp32"}
+             "precision": "bf16" if precision == "bf16" else "fp32", "max_batch_tokens": batch_tokens or None}
     nlp.add_pipe("cortex", config={"model": model})
     for task, n in tasks.items():
         factory, config = TASKS[task](n)
@@ -265,7 +273,7 @@ Runner = Tuple[Callable[[List[str]], list], List[ForwardCounter]]
 
 
 def setup_cortex(job: Job, checkpoint: str) -> Runner:
-    nlp, counter = cortex_pipeline(checkpoint, job.tasks, job.precision, job.device)
+    nlp, counter = cortex_pipeline(checkpoint, job.tasks, job.precision, job.device, job.batch_tokens)
     return (lambda texts: list(nlp.pipe(texts, batch_size=job.batch_size))), [counter]
 
 
@@ -435,6 +443,11 @@ def run_job(job: Job, checkpoint: str, raw_dir: str, quick: bool = False, thread
             row.real_tokens = sum(c.real for c in counters)
     row.peak_rss_mb = max_rss_mb()
     row.run_rss_mb = row.peak_rss_mb - before
+    if job.kind == "cortex" and job.reference == "naive":  # the split, from one more untimed pass
+        with stage_timer() as timer:
+            start = time.perf_counter()
+            run(strings)
+            row.stages = timer.split(time.perf_counter() - start)
     row.words = sum(len(s.split()) for s in strings)
     if job.quality_docs > job.docs:
         texts = texts[:job.quality_docs]
@@ -492,7 +505,7 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str, device: str = "c
                    quality_docs=len(corpora[corpus]) if checked else 0, device=device)
 
     if device != "cpu" or only:
-        return gpu_plan(job, only)
+        return gpu_plan(job, only, device)
 
     jobs = [Job("matmul peak", "peak")]
     for name, corpus, tasks in WORKLOADS:
@@ -519,13 +532,20 @@ def plan(raw_dir: Path, docs: int, quick: bool, precision: str, device: str = "c
     return jobs
 
 
-def gpu_plan(job: Callable[..., Job], only: Sequence[str]) -> List[Job]:
-    """The short plan: each chosen workload (all if none) at batch 64 in fp32 and bf16, and
-    the paired ner-4 against the naive loop on the same device."""
+def gpu_plan(job: Callable[..., Job], only: Sequence[str], device: str) -> List[Job]:
+    """The short plan: each chosen workload (all if none) at batch 64 in fp32 and bf16, the
+    paired ner-4 rows against the naive loop on the same device (template and user prompts)
+    and, on a GPU, ner-4 bf16 over a grid of docs per batch x padded tokens per pass
+    (GPU_BATCH_TOKENS): the data behind the device's default token budget
+    (device.DEFAULT_BATCH_TOKENS)."""
     chosen = [w for w in WORKLOADS if not only or w[0] in only]
     jobs = [job(name, "cortex", corpus, tasks, 64, p) for name, corpus, tasks in chosen for p in ("fp32", "bf16")]
     if not only or "ner-4" in only:
         jobs += [job(PAIRED_NER, "cortex", "conll", {"ner": 4}, 64, p, reference="naive") for p in ("fp32", "bf16")]
+        jobs.append(job(PAIRED_USER, "cortex", "conll", {"ner_user": 4}, 64, "bf16", reference="naive"))
+        if device != "cpu":
+            jobs += [replace(job("ner-4", "cortex", "conll", {"ner": 4}, batch, "bf16"), batch_tokens=tokens)
+                     for batch, tokens in GPU_BATCH_TOKENS]
     return jobs
 
 
@@ -622,6 +642,8 @@ def targets(rows: List[Row], precision: str, elapsed: float, quick: bool) -> Lis
     if user:  # issue 14: users' own prompts, default precision, against the naive fp32 loop
         out.append(target("ner-4 user prompts b64 bf16: x naive, paired in one process",
                           user.derived["vs_paired"], 6.0, "x"))
+        out.append(target("ner-4 user prompts b64 bf16: % of wall time in encoder passes",
+                          user.stages.get("encoder passes"), 80.0, "%"))
     for batch in BATCH_SIZES:  # the paired rows: cross-process noise is +-10-15% here
         paired = find(rows, PAIRED_ALL, batch, precision)
         if paired:
@@ -660,6 +682,10 @@ def report(rows: List[Row], peaks: Dict[str, float], goals: List[dict]) -> None:
             fmt(d.get("quality_delta"), "+.1f"),
         ])
     msg.table(table, header=header, divider=True, aligns=["l", "l", "l"] + ["r"] * 14)
+    for row in rows:
+        if row.stages:
+            msg.text(f"{row.job.label}, % of wall time: "
+                     + ", ".join(f"{stage} {share:.1f}" for stage, share in row.stages.items()))
     for goal in goals:
         value = fmt(goal["value"], ".2f")
         line = f"{goal['target']}: {value} {goal['unit']} (target >= {goal['threshold']:g})"

@@ -120,6 +120,7 @@ def test_quick_run_end_to_end(tiny_checkpoint, tmp_path, capsys):
     for precision in ("fp32", "bf16"):  # the ratio rows timed against their reference in one process
         paired = rows[(bench.PAIRED_NER, 64, precision)]
         assert paired["reference_seconds"] > 0 and paired["derived"]["vs_paired"] > 0
+        assert paired["stages"]["encoder passes"] > 0 and abs(sum(paired["stages"].values()) - 100) < 1e-6
     for batch in (1, 64):  # one pipeline against three, timed in one process
         assert rows[(bench.PAIRED_ALL, batch, "fp32")]["reference_seconds"] > 0
         assert any(t["target"].startswith(f"all-3 b{batch}: one pipeline no slower")
@@ -130,7 +131,8 @@ def test_quick_run_end_to_end(tiny_checkpoint, tmp_path, capsys):
     assert shared_b1["forward_calls"] < 3 * shared_b1["job"]["docs"]
     assert any("paired in one process" in t["target"] for t in result["targets"])
     printed = capsys.readouterr().out
-    assert "words/s" in printed and "ner-16" in printed
+    assert "words/s" in printed and "ner-16" in printed and "% of wall time: spaCy tokenizer" in printed
+    assert any("wall time in encoder passes" in t["target"] for t in result["targets"])
 
 
 def test_job_runs_in_a_fresh_process(tiny_checkpoint):
@@ -138,3 +140,15 @@ def test_job_runs_in_a_fresh_process(tiny_checkpoint):
     (row,) = bench.run_jobs([job], str(tiny_checkpoint), RAW, quick=True, in_process=False)
     assert row.job == job and row.seconds > 0 and row.forward_calls >= 1
     assert row.peak_rss_mb > 0
+    assert row.threads == torch.get_num_threads()  # not the forked child's single thread
+
+
+def test_gpu_plan_sweeps_the_token_budget(tiny_checkpoint):
+    jobs = bench.plan(RAW, 10, quick=True, precision="fp32", device="cuda", only=("ner-4",))
+    grid = [(j.batch_size, j.batch_tokens) for j in jobs if j.batch_tokens]
+    assert grid == list(bench.GPU_BATCH_TOKENS) and all(j.device == "cuda" for j in jobs)
+    small, default = (bench.Job("ner-4", "cortex", "conll", {"ner": 4}, 64, "fp32", 8, batch_tokens=tokens)
+                      for tokens in (64, 0))
+    rows = [bench.run_job(job, str(tiny_checkpoint), str(RAW), quick=True) for job in (small, default)]
+    assert rows[0].forward_calls > rows[1].forward_calls  # the budget reaches the model
+    assert "64 tok" in small.label
