@@ -202,7 +202,10 @@ def test_ctrl_c_keeps_finished_shards(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-c", SLOW_ANNOTATE, "annotate", str(source), "--pipeline", str(tmp_path / "slow"),
                "--shard-size", "25", "--output-dir", str(out)]
-    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: an ignored SIGINT is inherited through exec,
+    # and an earlier test in this process (Ray's) may have left it ignored
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     while _shards_in_manifest(out) < 2 and job.poll() is None:
         time.sleep(0.01)
     assert job.poll() is None, "the job ended before it was interrupted"

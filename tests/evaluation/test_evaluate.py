@@ -142,6 +142,17 @@ def test_end_to_end_two_sets(tiny_checkpoint, tmp_path):
     assert quick["sets"]["conll2003"]["n"] == 2  # 1000 x 0.02 x 0.1
 
 
+def test_prefer_specific_switch_reaches_cortex_ner(tiny_checkpoint, tmp_path, monkeypatch):
+    configs = []
+    real = E.Evaluator.run_component
+    monkeypatch.setattr(E.Evaluator, "run_component",
+                        lambda self, factory, config, docs: configs.append(config) or real(self, factory, config, docs))
+    report = E.main([str(FIXTURES), "--model", str(tiny_checkpoint), "--output", str(tmp_path / "m.json"),
+                     "--sets", "conll2003", "--no-prefer-specific"])
+    assert configs[-1]["prefer_specific"] is False and report["prefer_specific"] is False
+    assert "prefer_specific False" in report["sets"]["conll2003"]["protocol"]
+
+
 def test_long_text_agreement(positive_checkpoint):
     """A model that marks every word: each paragraph is one span. Joined by blank or line
     breaks the paragraphs keep their spans (agreement 1.0); joined by spaces they become one
