@@ -278,10 +278,10 @@ class Evaluator:
     per set, run, and removed again."""
 
     def __init__(self, raw_dir: Path, checkpoint: str, precision: str = "bf16", scale: float = 1.0,
-                 prefer_specific: bool = True):
+                 ner_config: Optional[Dict[str, object]] = None):
         self.raw = Path(raw_dir)
         self.scale = scale
-        self.prefer_specific = prefer_specific  # cortex_ner's setting on the NER sets
+        self.ner_config = dict(ner_config or {})  # cortex_ner settings on the NER sets (default: its defaults)
         self.nlp = spacy.blank("en")
         self.nlp.add_pipe("cortex", config={"model": {"checkpoint": str(checkpoint), "precision": precision}})
         self.model = self.nlp.get_pipe("cortex").model
@@ -385,14 +385,14 @@ def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
     labels = {t[2:] for _, tags in sentences for t in tags if t != "O"}  # all labels of the full set
     names = ner_label_names(scheme, labels)  # labels are given by name, as users would
     rows = ev.rows(sentences, default)
-    config = {"labels": sorted(names.values()), "prefer_specific": ev.prefer_specific}
+    config = {"labels": sorted(names.values()), **ev.ner_config}
     preds = ev.run_component("cortex_ner", config, [ev.words_doc(w) for w, _ in rows])
     examples = [Example(p, ev.words_doc(w, [rename_tag(t, names) for t in tags])) for p, (w, tags) in zip(preds, rows)]
     scores = Scorer.score_spans(examples, "ents")
     per_type = {k: v["f"] for k, v in sorted((scores.get("ents_per_type") or {}).items())}
     return result({"ents_f": scores["ents_f"] or 0.0, "ents_p": scores["ents_p"] or 0.0,
                    "ents_r": scores["ents_r"] or 0.0}, len(rows),
-                  f"{path}; cortex_ner default settings (prefer_specific {ev.prefer_specific}), every label of the set given by its name "
+                  f"{path}; cortex_ner settings {ev.ner_config or 'default'}, every label of the set given by its name "
                   f"({len(names)} labels); gold and predicted Docs on the given words; exact span+type "
                   "F1 (spaCy Scorer)", label_names=names, per_type_f=per_type)
 
@@ -643,13 +643,13 @@ def add_averages(results: Dict[str, dict]) -> None:
 
 
 def evaluate(raw_dir: Path, checkpoint: str, sets: Optional[Sequence[str]] = None,
-             scale: float = 1.0, precision: str = "bf16", prefer_specific: bool = True) -> dict:
+             scale: float = 1.0, precision: str = "bf16", ner_config: Optional[Dict[str, object]] = None) -> dict:
     names = list(sets or SETS)
     unknown = [n for n in names if n not in SETS]
     if unknown:
         raise ValueError(f"Unknown sets {unknown}; known: {', '.join(SETS)}")
     start = time.time()
-    ev = Evaluator(raw_dir, checkpoint, precision, scale, prefer_specific)
+    ev = Evaluator(raw_dir, checkpoint, precision, scale, ner_config)
     results = {}
     for name in names:
         t0 = time.time()
@@ -659,7 +659,7 @@ def evaluate(raw_dir: Path, checkpoint: str, sets: Optional[Sequence[str]] = Non
                  f"{results[name]['seconds']}s)")
     add_averages(results)
     return {"checkpoint": str(checkpoint), "precision": precision, "limit_scale": scale,
-            "prefer_specific": prefer_specific,
+            "ner_config": ev.ner_config,
             "seconds": round(time.time() - start, 1),
             "subsets": f"N = round(default N x limit scale); rows chosen by a seeded shuffle (seed {SEED}), "
                        "kept in file order", "sets": results}
@@ -684,6 +684,19 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ner_setting(text: str) -> Tuple[str, object]:
+    """"threshold=0.8" -> ("threshold", 0.8): --ner's KEY=VALUE, the value read as JSON.
+    Raises argparse.ArgumentTypeError naming the setting."""
+    key, sep, value = text.partition("=")
+    try:
+        if not sep or not key:
+            raise ValueError
+        return key, json.loads(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ner {text!r}: expected KEY=VALUE with a JSON value, "
+                                         "e.g. threshold=0.8 or prefer_specific=false") from None
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("raw_dir", type=Path, help="the corpus/raw folder")
@@ -693,12 +706,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     p.add_argument("--quick", action="store_true", help="about 1/10 of every N (smoke check)")
     p.add_argument("--sets", default="", help=f"comma-separated subset of: {', '.join(SETS)}")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
-    p.add_argument("--no-prefer-specific", action="store_true",
-                   help="cortex_ner's prefer_specific off on the NER sets (the higher score decides)")
+    p.add_argument("--ner", action="append", default=[], metavar="KEY=VALUE", type=ner_setting,
+                   help="a cortex_ner setting for the NER sets, value as JSON (threshold=0.8, "
+                        "prefer_specific=false); repeatable")
     a = p.parse_args(argv)
     scale = a.limit_scale * (0.1 if a.quick else 1.0)
     sets = [s.strip() for s in a.sets.split(",") if s.strip()] or None
-    report = evaluate(a.raw_dir, a.model, sets, scale, a.precision, not a.no_prefer_specific)
+    report = evaluate(a.raw_dir, a.model, sets, scale, a.precision, dict(a.ner))
     a.output.parent.mkdir(parents=True, exist_ok=True)
     a.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     a.output.with_suffix(".md").write_text(markdown_table(report), encoding="utf-8")
