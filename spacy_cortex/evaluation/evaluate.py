@@ -684,6 +684,23 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_settings(sets: Optional[Sequence[str]], ner_config: Dict[str, object]) -> None:
+    """Before any set runs: unknown set names, and --ner settings cortex_ner would refuse
+    (its labels are the set's own). Raises ValueError naming the problem."""
+    unknown = [n for n in sets or () if n not in SETS]
+    if unknown:
+        raise ValueError(f"--sets: unknown {unknown}; known: {', '.join(SETS)}")
+    if "labels" in ner_config:
+        raise ValueError("--ner labels=...: every NER set gives its own labels")
+    if ner_config:
+        try:
+            spacy.blank("en").add_pipe("cortex_ner", config={"labels": ["x"], "upstream": "check", **ner_config})
+        except Exception as err:  # spaCy's config validation or the task's own checks
+            errors = getattr(err, "errors", None)  # confection's ConfigValidationError: one line per field
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors) if errors else str(err)
+            raise ValueError(f"--ner {ner_config}: {detail}") from None
+
+
 def ner_setting(text: str) -> Tuple[str, object]:
     """"threshold=0.8" -> ("threshold", 0.8): --ner's KEY=VALUE, the value read as JSON.
     Raises argparse.ArgumentTypeError naming the setting."""
@@ -698,20 +715,24 @@ def ner_setting(text: str) -> Tuple[str, object]:
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m spacy_cortex.evaluation.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("raw_dir", type=Path, help="the corpus/raw folder")
     p.add_argument("--model", required=True, help="registered checkpoint name or Hugging Face folder")
     p.add_argument("--output", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--limit-scale", type=float, default=1.0, help="multiplies every set's N")
     p.add_argument("--quick", action="store_true", help="about 1/10 of every N (smoke check)")
     p.add_argument("--sets", default="", help=f"comma-separated subset of: {', '.join(SETS)}")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="of the cortex model (default: bf16)")
     p.add_argument("--ner", action="append", default=[], metavar="KEY=VALUE", type=ner_setting,
                    help="a cortex_ner setting for the NER sets, value as JSON (threshold=0.8, "
                         "prefer_specific=false); repeatable")
     a = p.parse_args(argv)
     scale = a.limit_scale * (0.1 if a.quick else 1.0)
     sets = [s.strip() for s in a.sets.split(",") if s.strip()] or None
+    try:
+        check_settings(sets, dict(a.ner))
+    except ValueError as err:
+        p.error(str(err))
     report = evaluate(a.raw_dir, a.model, sets, scale, a.precision, dict(a.ner))
     a.output.parent.mkdir(parents=True, exist_ok=True)
     a.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -122,8 +122,13 @@ def main(
     layers: str = typer.Option("", help="Only the first stage's recall@k per hidden layer, e.g. -1,-4,-7"),
 ):
     """Accuracy and docs/s of the full label set against shortlists of k labels."""
+    try:
+        ks = [int(x) for x in k.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{k!r}: comma-separated whole numbers, e.g. 3,5,10", param_hint="--k") from None
+    if not ks or min(ks) < 1:
+        raise typer.BadParameter(f"{k!r}: shortlist sizes are at least 1", param_hint="--k")
     checkpoint = str(resolve_checkpoint(model or DEFAULT_CHECKPOINT))
-    ks = [int(x) for x in k.split(",") if x.strip()]
     if layers:
         for name in sets.split(","):
             rows, words = sample(name, raw_dir, docs)

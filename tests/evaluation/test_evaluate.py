@@ -152,6 +152,9 @@ def test_ner_settings_reach_cortex_ner(tiny_checkpoint, tmp_path, monkeypatch):
     assert configs[-1]["prefer_specific"] is False and configs[-1]["threshold"] == 0.8
     assert report["ner_config"] == {"prefer_specific": False, "threshold": 0.8}
     assert "'threshold': 0.8" in report["sets"]["conll2003"]["protocol"]
-    with pytest.raises(SystemExit):
-        E.main([str(FIXTURES), "--model", str(tiny_checkpoint), "--output", str(tmp_path / "m.json"),
-                "--ner", "threshold"])
+    for bad in (["--ner", "threshold"], ["--ner", "threshold=1.5"], ["--ner", "thresh=0.8"],
+                ["--ner", 'labels=["x"]'], ["--sets", "nope"]):  # usage errors before any set runs
+        with pytest.raises(SystemExit) as exit_info:
+            E.main([str(FIXTURES), "--model", str(tiny_checkpoint), "--output", str(tmp_path / "bad.json"), *bad])
+        assert exit_info.value.code == 2
+    assert not (tmp_path / "bad.json").exists()
