@@ -110,3 +110,10 @@ def test_with_article():
 def test_labels_with_the_same_prompt_warn():
     with pytest.warns(UserWarning, match=r"same prompt.*\['PER', 'PERSON'\]"):
         label_prompts(["PER", "PERSON"], None, "ner")
+
+
+def test_same_prompts_in_a_dict_warn_too():
+    """The CLI builds {label: prompt} itself: PER and PERSON both become "person" and only
+    one of them is kept, so a dict with repeated prompts warns as a list does."""
+    with pytest.warns(UserWarning, match="same prompt"):
+        label_prompts({"PER": "Find all person.", "PERSON": "Find all person."}, None, "ner")

@@ -57,14 +57,19 @@ def label_prompts(labels: Labels, template: Optional[str], task: str) -> Dict[st
         for label, prompt in prompts.items():
             if not prompt.strip():
                 raise ValueError(f"Label {label!r} has an empty prompt")
-        return prompts
+        return warn_same_prompts(prompts)
     template = task_template(task) if template is None else template
     check_template(template)
     names = [_label(label, i) for i, label in enumerate(labels)]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         warnings.warn(f"Labels given more than once (each is asked once): {repeated}")
-    prompts = {name: template.format(label=label_words(name)) for name in names}
+    return warn_same_prompts({name: template.format(label=label_words(name)) for name in names})
+
+
+def warn_same_prompts(prompts: Dict[str, str]) -> Dict[str, str]:
+    """Warns (UserWarning) about labels whose prompts are the same (PER and PERSON both
+    "person": they find the same spans, and only one label is kept); returns `prompts`."""
     by_prompt: Dict[str, list] = {}
     for name, prompt in prompts.items():
         by_prompt.setdefault(prompt, []).append(name)
