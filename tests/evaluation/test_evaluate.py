@@ -158,3 +158,90 @@ def test_ner_settings_reach_cortex_ner(tiny_checkpoint, tmp_path, monkeypatch):
             E.main([str(FIXTURES), "--model", str(tiny_checkpoint), "--output", str(tmp_path / "bad.json"), *bad])
         assert exit_info.value.code == 2
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_long_text_agreement(positive_checkpoint):
+    """A model that marks every word: each paragraph is one span. Joined by blank or line
+    breaks the paragraphs keep their spans (agreement 1.0); joined by spaces they become one
+    span (agreement 0)."""
+    ev = E.Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32")
+    report = E.eval_long_text(ev)
+    assert report["n"] == 3
+    assert report["metrics"]["blank_line_f"] == pytest.approx(1.0)
+    assert report["metrics"]["line_break_f"] == pytest.approx(1.0)
+    assert report["metrics"]["space_f"] == 0.0
+    assert report["counts"]["space"] == {"paragraphs": 3, "joined": 1, "shared": 0, "chars": 186}
+
+
+class FakeBiencoder:
+    """Embeds a text as the one-hot of its first word's first letter: a query is 'similar'
+    to the options that start with the same letter."""
+
+    def encode(self, texts, normalize_embeddings=True):
+        out = np.zeros((len(texts), 26))
+        for i, t in enumerate(texts):
+            out[i, ord(t.strip().lower()[0]) - ord("a")] = 1.0
+        return out
+
+
+def test_choice_readers():
+    raw = FIXTURES
+    assert E.commonsenseqa_rows(raw) == [("What does a happy cat do?", ["bark", "purr loudly", "fly"], 1),
+                                         ("Where does the sun rise?", ["east", "down"], 0)]
+    # the row whose choices do not parse is left out
+    assert E.openbookqa_rows(raw) == [
+        ("Fog forms most often around", ["a marsh", "a desert", "the plains", "a tundra"], 0),
+        ("Plants need", ["rocks", "sunlight", "plastic", "noise"], 1)]
+    first = E.winogrande_rows(raw)[0]
+    assert first == ("Sarah was a better surgeon than Maria so _ got the easier cases.\n"
+                     + E.WINOGRANDE_QUESTIONS[0], ["Sarah", "Maria"], 1)
+
+
+def test_choice_set_through_select(tiny_checkpoint, monkeypatch):
+    """argmax of the scores per item, all items in one batched call; random = mean 1/k;
+    the bi-encoder column beside it."""
+    ev = E.Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
+    calls = []
+
+    def score_batch(items, model=None):
+        calls.append((items, model))
+        return [[len(c) for c in cands] for _, cands in items]  # the longest candidate wins
+
+    monkeypatch.setattr(E.api, "score_batch", score_batch)
+    ev.biencoder = None
+    report = E.choice_set(ev, E.commonsenseqa_rows, 1221, "CSQA")
+    assert report["n"] == 2 and len(calls) == 1 and calls[0][1] is ev.model
+    # "purr loudly" (gold) and "east" (gold, longer than "down")
+    assert report["metrics"]["accuracy"] == 1.0
+    assert report["metrics"]["random"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert report["metrics"]["biencoder"] is None
+    ev.biencoder = FakeBiencoder()
+    # "Where ..." matches no option's letter (argmax 0 = east, right); "What ..." neither (bark, wrong)
+    assert E.choice_set(ev, E.commonsenseqa_rows, 1221, "CSQA")["metrics"]["biencoder"] == 0.5
+
+
+def test_topic_set_with_biencoder_baseline(tiny_checkpoint):
+    ev = E.Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
+    ev.biencoder = FakeBiencoder()
+    report = E.SETS["ag_news"](ev)
+    assert report["n"] == 3
+    # label texts: world news, sports, business, science and technology; the texts start with
+    # S (sports, right), N (no match: world news, wrong), S (sports, wrong: business)
+    assert report["metrics"]["biencoder"] == pytest.approx(1 / 3)
+    assert 0.0 <= report["metrics"]["accuracy"] <= 1.0
+    assert "biencoder" in report["protocol"]
+
+
+def test_verify_set(positive_checkpoint, negative_checkpoint):
+    """en_core_web_sm proposes, cortex_verify keeps all (a model that says yes to every word)
+    or none (no to every word) of them."""
+    pytest.importorskip(E.SPACY_SMALL, reason="the test extra installs en_core_web_sm")
+    kept = E.SETS["verify_wikigold"](E.Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32"))
+    m = kept["metrics"]
+    assert kept["n"] == 4 and m["before_f"] > 0
+    assert (m["after_f"], m["after_p"], m["after_r"]) == (m["before_f"], m["before_p"], m["before_r"])
+    assert set(kept["sweep"]) == {str(t) for t in E.VERIFY_THRESHOLDS}
+    assert kept["label_map"]["GPE"] == "LOC"
+    rejected = E.SETS["verify_wikigold"](E.Evaluator(FIXTURES, str(negative_checkpoint), precision="fp32"))
+    assert rejected["metrics"]["before_f"] == m["before_f"]
+    assert rejected["metrics"]["after_r"] == 0.0 and rejected["metrics"]["best_f"] == 0.0
