@@ -97,10 +97,14 @@ def make_engine(name: str, batch_size: int, **ray_options) -> Engine:
 
 
 def summary_line(summary: JobSummary) -> str:
-    line = f"Annotated {summary.docs} documents"
+    line = f"Annotated {plural(summary.docs, 'document')}"
     if summary.rejects:
-        line += f"; {summary.rejects} bad records rejected" + (f" (see {summary.rejects_file})" if summary.rejects_file else "")
+        line += f"; {plural(summary.rejects, 'bad record')} rejected" + (f" (see {summary.rejects_file})" if summary.rejects_file else "")
     return line
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 @app.command()

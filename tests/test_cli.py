@@ -11,8 +11,8 @@ import pytest
 import spacy
 from typer.testing import CliRunner
 
-from spacy_cortex.batch import PipelineSpec
-from spacy_cortex.cli import app
+from spacy_cortex.batch import JobSummary, PipelineSpec
+from spacy_cortex.cli import app, summary_line
 
 
 def invoke(*args, input=None):
@@ -42,6 +42,7 @@ def test_annotate_writes_one_line_per_input_line(tiny_checkpoint, tmp_path):
     assert not (tmp_path / "out.jsonl.parts").exists()
     assert (tmp_path / "out.rejects.jsonl").read_text() == ""
     assert "Annotated 3 documents" in result.stderr
+    assert summary_line(JobSummary(1, 1, 1, [], None)) == "Annotated 1 document; 1 bad record rejected"
 
 
 def test_stdin_to_stdout_with_progress_on_stderr(tiny_checkpoint):
