@@ -722,7 +722,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     p.add_argument("--limit-scale", type=float, default=1.0, help="multiplies every set's N")
     p.add_argument("--quick", action="store_true", help="about 1/10 of every N (smoke check)")
     p.add_argument("--sets", default="", help=f"comma-separated subset of: {', '.join(SETS)}")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="of the cortex model (default: bf16)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="bf16",
+                   help="of the cortex model (default: bf16, as the published figures)")
     p.add_argument("--ner", action="append", default=[], metavar="KEY=VALUE", type=ner_setting,
                    help="a cortex_ner setting for the NER sets, value as JSON (threshold=0.8, "
                         "prefer_specific=false); repeatable")
