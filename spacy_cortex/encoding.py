@@ -118,6 +118,14 @@ class EncodedText:
         return (self.word_breaks >= LINE) | dropped
 
     @cached_property
+    def word_starts(self) -> np.ndarray:
+        """Index of the first sub-token of each run of equal word ids (word ids are sorted:
+        one entry per word when every word kept a sub-token)."""
+        if not len(self.word_ids):
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(np.r_[True, self.word_ids[1:] != self.word_ids[:-1]])
+
+    @cached_property
     def breaks(self) -> np.ndarray:
         """(n,) per sub-token: the break before it (INSIDE_WORD for a word's later pieces)."""
         levels = np.full(len(self.ids), INSIDE_WORD, dtype=np.int8)
@@ -335,10 +343,15 @@ class RequestResult:
     def word_probs(self) -> np.ndarray:
         """(n_words, 3): mean probabilities of each word's sub-tokens."""
         n_words = len(self.encoded.word_spans)
+        word_ids = self.encoded.word_ids
+        firsts = self.encoded.word_starts
+        if len(firsts) == n_words:  # every word has its run of sub-tokens (the usual case): one reduceat
+            sums = np.add.reduceat(self.token_probs.astype(np.float64), firsts, axis=0)
+            return sums / np.diff(np.append(firsts, len(word_ids)))[:, None]
         sums = np.zeros((n_words, 3), dtype=np.float64)
         counts = np.zeros(n_words, dtype=np.float64)
-        np.add.at(sums, self.encoded.word_ids, self.token_probs)
-        np.add.at(counts, self.encoded.word_ids, 1.0)
+        np.add.at(sums, word_ids, self.token_probs)
+        np.add.at(counts, word_ids, 1.0)
         return sums / np.maximum(counts, 1.0)[:, None]
 
 
@@ -347,6 +360,8 @@ def merge_windows(
 ) -> np.ndarray:
     """Merge per-window context probabilities: each token takes its value from the window
     where it sits farthest from an edge (the most context on both sides)."""
+    if len(windows) == 1 and windows[0][0] == 0 and len(windows[0][1]) == n_context:
+        return np.array(windows[0][1], dtype=np.float32)  # one window over the whole context (a copy)
     merged = np.zeros((n_context, 3), dtype=np.float32)
     best = np.full(n_context, -1, dtype=np.int64)
     for start, probs in windows:

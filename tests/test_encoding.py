@@ -358,3 +358,19 @@ def test_encode_texts_in_one_call_equals_one_by_one(tok):
         for field in ("ids", "offsets", "word_ids"):
             assert np.array_equal(getattr(batched, field), getattr(alone, field))
     assert encode_texts(tok, []) == []
+
+
+def test_word_probs_and_one_window_merge_match_the_general_path(tok):
+    """The fast paths (one reduceat when every word kept a sub-token; one window over the
+    whole context) give what the general ones give."""
+    rng = np.random.default_rng(0)
+    for text in ["Margaret Okafor was given 20 mg of atorvastatin.", "", "🍕 Apple🍎 x", "un-believable!!"]:
+        enc = encode_text(tok, text)
+        probs = rng.random((len(enc), 3)).astype(np.float32)
+        result = RequestResult(np.zeros((1, 3)), merge_windows(len(enc), [(0, probs)]), enc)
+        assert np.array_equal(result.token_probs, probs) and result.token_probs is not probs
+        n_words = len(enc.word_spans)
+        sums, counts = np.zeros((n_words, 3)), np.zeros(n_words)
+        np.add.at(sums, enc.word_ids, probs)
+        np.add.at(counts, enc.word_ids, 1.0)
+        assert np.allclose(result.word_probs(), sums / np.maximum(counts, 1.0)[:, None])
