@@ -243,16 +243,14 @@ def _best_break(breaks: np.ndarray, lo: int, hi: int, latest: bool, default: int
     return lo + int(found[-1] if latest else found[0])
 
 
+def segment_input(tokenizer, ids: Sequence[int]) -> np.ndarray:
+    """`[CLS] ids [SEP]`: a prompt's part of an input, or a text alone (CortexModel.embed)."""
+    return np.concatenate([[tokenizer.cls_token_id], ids, [tokenizer.sep_token_id]]).astype(np.int64)
+
+
 def build_input(tokenizer, prompt_ids: np.ndarray, context_ids: np.ndarray) -> np.ndarray:
-    return np.concatenate(
-        [
-            [tokenizer.cls_token_id],
-            prompt_ids,
-            [tokenizer.sep_token_id],
-            context_ids,
-            [tokenizer.sep_token_id],
-        ]
-    ).astype(np.int64)
+    """`[CLS] prompt [SEP] context [SEP]`."""
+    return np.concatenate([segment_input(tokenizer, prompt_ids), context_ids, [tokenizer.sep_token_id]]).astype(np.int64)
 
 
 def token_type_ids(n_prompt: int, n_total: int) -> np.ndarray:

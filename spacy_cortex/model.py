@@ -20,7 +20,6 @@ from .encoding import (
     EncodedText,
     RequestResult,
     Window,
-    build_input,
     context_room,
     encode_prompt,
     encode_text,
@@ -28,6 +27,7 @@ from .encoding import (
     isolate_symbols,
     merge_windows,
     pad_batch,
+    segment_input,
     token_budget_batches,
 )
 
@@ -313,7 +313,7 @@ class CortexModel:
             tokenizer = self.tokenizer
             ids = encode_prompt(tokenizer, prompt)
             room = context_room(tokenizer, len(ids), self.max_length)  # fail early if too long
-            prefix = build_input(tokenizer, ids, np.zeros(0, dtype=np.int64))[:-1]
+            prefix = segment_input(tokenizer, ids)
             self._prompt_cache[prompt] = (prefix, prefix[-1:], room)
         return self._prompt_cache[prompt]
 
@@ -386,9 +386,8 @@ class CortexModel:
         tokenizer = self.tokenizer
         encoded = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=self.max_length - 2,
                             verbose=False)["input_ids"]
-        ids = [np.asarray([tokenizer.cls_token_id, *text_ids, tokenizer.sep_token_id], dtype=np.int64)
-               for text_ids in encoded]
-        windows = [Window(i, 0, text_ids, len(text_ids) - 2) for i, text_ids in enumerate(ids)]  # one segment
+        windows = [Window(i, 0, segment_input(tokenizer, text_ids), len(text_ids))  # one segment: n_prompt = all
+                   for i, text_ids in enumerate(encoded)]
         vectors = np.zeros((len(texts), self.hf_model.config.hidden_size), dtype=np.float32)
         with self.inference() as module:
             for batch in self.batches(windows):
