@@ -2,6 +2,9 @@
 
 Record: {"task", "prompt", "context", "cls": positive|negative|neutral|None, "spans": [[s, e], ...] | None}
 spans=None -> classification example (loss on [CLS] only); spans=list -> extraction example.
+Records that answer one question together (a multiple-choice question's candidates, a
+text's gold and sampled wrong labels) share a "group" number and stay next to each other in
+the shuffled file, so that the trainer's listwise term (train.py --rank-weight) sees them.
 
 Only TRAINING splits are read; every file access goes through `_open` so tests can
 verify that no evaluation file (see corpus/raw/INDEX.md) is ever touched.
@@ -10,6 +13,8 @@ Usage: python -m spacy_cortex.training.convert RAW_DIR OUT_DIR [--tasks a,b] [--
 """
 import argparse
 import csv
+import hashlib
+import itertools
 import json
 import random
 import re
@@ -95,11 +100,20 @@ def norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text)
 
 
+def group_id(task: str, text: str) -> int:
+    """A record group's number: 48 bits of a hash of its task and shared text, the same on
+    every run (records of one group are also kept adjacent, so a rare collision between two
+    groups only matters if the shuffle puts them side by side)."""
+    return int.from_bytes(hashlib.blake2b(f"{task}\n{text}".encode(), digest_size=6).digest(), "big")
+
+
 def label_prompts(task, text, gold, labels, names, tpl, rng, n_neg=2) -> Iterator[dict]:
-    """Gold label -> positive example, `n_neg` sampled wrong labels -> negative examples."""
+    """Gold label -> positive example, `n_neg` sampled wrong labels -> negative examples,
+    one group."""
     wrong = rng.sample([l for l in labels if l != gold], min(n_neg, len(labels) - 1))
+    group = group_id(task, text)
     for label, cls in [(gold, POS)] + [(w, NEG) for w in wrong]:
-        yield record(task, fill(rng, tpl, label=rng.choice(names[label])), text, cls)
+        yield {**record(task, fill(rng, tpl, label=rng.choice(names[label])), text, cls), "group": group}
 
 
 def sentiment_examples(task, text, polarity, templates, rng) -> Iterator[dict]:
@@ -658,6 +672,15 @@ class LeakGuard:
 
 
 # ---------------------------------------------------------------- CLI
+def shuffled_groups(records: List[dict], rng: random.Random) -> List[dict]:
+    """Records in random order, those of one group (consecutive, same "group") kept together
+    in their order. Without groups this is rng.shuffle's order, so a set whose records have
+    none converts as it did before groups existed."""
+    units = [list(run) for _, run in itertools.groupby(records, key=lambda r: r.get("group", object()))]
+    rng.shuffle(units)
+    return [r for unit in units for r in unit]
+
+
 def run(raw_dir: Path, out_dir: Path, tasks: Optional[List[str]] = None, seed: int = 0,
         templates: Optional[dict] = None) -> Dict[str, int]:
     templates = templates or load_templates()
@@ -676,7 +699,7 @@ def run(raw_dir: Path, out_dir: Path, tasks: Optional[List[str]] = None, seed: i
                 else:
                     records.append(r)
             STATS[f"leak:{name}"] += leaked  # printed for every task, 0 included
-            rng.shuffle(records)
+            records = shuffled_groups(records, rng)
             with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as f:
                 for r in records:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -8,6 +8,13 @@ regression labels) plus, for extraction examples, the mean
 cross-entropy over the context tokens and the mean over the answer tokens, averaged per
 example so that one long extraction example does not outweigh many one-token classification
 examples, while the few answer tokens of a long context still carry half its token loss.
+
+With --rank-weight w > 0 the records of one group (convert.py: a multiple-choice question's
+candidates, a text's gold and wrong labels) also get a listwise term, w times the softmax
+cross-entropy of the positive record over the group's [CLS] log-odds (log P(positive) -
+log P(negative), what `score` and cortex_textcat rank by): the top-one loss of ListNet (Cao
+et al., 2007), as BERT's multiple-choice head trains over a question's choices (Devlin et
+al., 2019). Groups stay together in a batch.
 """
 import hashlib
 import json
@@ -38,6 +45,7 @@ class TrainingExample:
     labels: np.ndarray  # per token: class index or IGNORE ([CLS] IGNORE when cls_target is set)
     n_prompt: int
     cls_target: float = math.nan  # soft [CLS] target: P(positive) in [0, 1]; NaN for a class label
+    group: int = -1  # listwise group (assign_groups); -1 for none
 
 
 def soft_target(cls) -> float:
@@ -123,15 +131,18 @@ def collate(examples: Sequence[TrainingExample], pad_id: int) -> Dict[str, torch
         "token_type_ids": torch.from_numpy(types),
         "labels": torch.from_numpy(labels),
         "cls_targets": torch.tensor([e.cls_target for e in examples], dtype=torch.float32),
+        "groups": torch.tensor([e.group for e in examples], dtype=torch.int64),
     }
 
 
-def cortex_loss(logits: torch.Tensor, labels: torch.Tensor, cls_targets: Optional[torch.Tensor] = None) -> torch.Tensor:
+def cortex_loss(logits: torch.Tensor, labels: torch.Tensor, cls_targets: Optional[torch.Tensor] = None,
+                groups: Optional[torch.Tensor] = None, rank_weight: float = 0.0) -> torch.Tensor:
     """Per example: [CLS] cross-entropy + mean context-token cross-entropy + mean answer-token
     cross-entropy (answers are ~2% of a SQuAD context; without the last term the model learns
     to under-predict them); batch mean. logits (batch, tokens, 3); labels (batch, tokens);
     cls_targets (batch,): a soft target t replaces the [CLS] label of its example with the
-    cross-entropy against (neutral 0, positive t, negative 1 - t); NaN keeps the label."""
+    cross-entropy against (neutral 0, positive t, negative 1 - t); NaN keeps the label.
+    groups (batch,): with rank_weight > 0, plus rank_weight * rank_loss (module docstring)."""
     logits = logits.float()
     ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="none")
     cls_ce = ce[:, 0]
@@ -149,7 +160,20 @@ def cortex_loss(logits: torch.Tensor, labels: torch.Tensor, cls_targets: Optiona
 
     context = masked_mean(labels[:, 1:] != IGNORE)
     answer = masked_mean(labels[:, 1:] == POSITIVE)
-    return (cls_ce + context + answer).mean()
+    loss = (cls_ce + context + answer).mean()
+    if rank_weight and groups is not None:
+        loss = loss + rank_weight * rank_loss(logits, groups, labels[:, 0] == POSITIVE)
+    return loss
+
+
+def rank_loss(logits: torch.Tensor, groups: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch's groups of -log softmax(group's [CLS] log-odds)[positive record]
+    (0 without groups). logits (batch, tokens, 3) float; groups (batch,) ids, -1 none;
+    positive (batch,) bool, one True per group (assign_groups)."""
+    log_odds = logits[:, 0, POSITIVE] - logits[:, 0, NEGATIVE]
+    terms = [torch.logsumexp(log_odds[members], 0) - log_odds[members & positive].sum()
+             for members in (groups == g for g in groups[groups >= 0].unique())]
+    return torch.stack(terms).mean() if terms else logits.new_zeros(())
 
 
 def forward_logits(model: CortexModel, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -161,10 +185,11 @@ def forward_logits(model: CortexModel, batch: Dict[str, torch.Tensor]) -> torch.
         ).logits
 
 
-def forward_loss(model: CortexModel, examples: Sequence[TrainingExample]) -> torch.Tensor:
+def forward_loss(model: CortexModel, examples: Sequence[TrainingExample], rank_weight: float = 0.0) -> torch.Tensor:
     """Mean loss of a batch on the model's device (inputs moved there as in inference)."""
     batch = {k: model.to_device(v.numpy()) for k, v in collate(examples, model.tokenizer.pad_token_id).items()}
-    return cortex_loss(forward_logits(model, batch), batch["labels"], batch["cls_targets"])
+    return cortex_loss(forward_logits(model, batch), batch["labels"], batch["cls_targets"],
+                       batch["groups"], rank_weight)
 
 
 def grad_scaler(model: CortexModel) -> torch.amp.GradScaler:
@@ -193,21 +218,24 @@ def backward_on_records(
 def length_bucketed_batches(
     examples: Sequence[TrainingExample], batch_tokens: int, max_batch: int, rng: random.Random
 ) -> List[List[TrainingExample]]:
-    """Shuffle, sort within chunks by length, cut into token-budget batches, shuffle those."""
-    order = list(examples)
+    """Shuffle, sort within chunks by length, cut into token-budget batches, shuffle those.
+    The examples of one group stay together (a group larger than a batch is a batch)."""
+    units: Dict[int, List[TrainingExample]] = {}
+    for i, e in enumerate(examples):
+        units.setdefault(e.group if e.group >= 0 else -1 - i, []).append(e)
+    order = list(units.values())
     rng.shuffle(order)
     batches: List[List[TrainingExample]] = []
     chunk = max_batch * 50
     for i in range(0, len(order), chunk):
-        part = sorted(order[i : i + chunk], key=lambda e: len(e.input_ids))
+        part = sorted(order[i : i + chunk], key=lambda u: max(len(e.input_ids) for e in u))
         current: List[TrainingExample] = []
-        for e in part:
-            if current and (
-                (len(current) + 1) * len(e.input_ids) > batch_tokens or len(current) >= max_batch
-            ):
+        for unit in part:
+            size, width = len(current) + len(unit), max(len(e.input_ids) for e in unit)
+            if current and (size * width > batch_tokens or size > max_batch):
                 batches.append(current)
                 current = []
-            current.append(e)
+            current.extend(unit)
         if current:
             batches.append(current)
     rng.shuffle(batches)
@@ -231,7 +259,26 @@ def load_corpus(corpus: Path, mix: Dict[str, int], dev_per_task: int):
     return train, dev
 
 
-CACHE_VERSION = 2  # bump when encode_example changes what it produces
+def assign_groups(rows: Sequence[dict], examples: Sequence[TrainingExample]) -> None:
+    """Set each example's listwise group: a run of consecutive rows of one task with the same
+    "group" (a repeated, upsampled group is a new run) holding at least two class-labelled
+    [CLS] examples, exactly one of them positive. Other examples keep -1. Run ids are
+    positions, unique within `rows`."""
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i < len(rows) and rows[i].get("group") is not None and \
+                (rows[i]["task"], rows[i]["group"]) == (rows[start]["task"], rows[start].get("group")):
+            continue
+        run = examples[start:i]
+        hard = all(math.isnan(e.cls_target) and e.labels[0] in (POSITIVE, NEGATIVE) for e in run)
+        if rows[start].get("group") is not None and len(run) > 1 and hard \
+                and sum(e.labels[0] == POSITIVE for e in run) == 1:
+            for e in run:
+                e.group = start
+        start = i
+
+
+CACHE_VERSION = 3  # bump when encode_example or assign_groups changes what they produce
 
 
 def corpus_cache_key(corpus: Path, mix: Dict[str, int], tokenizer, **settings) -> str:
@@ -255,6 +302,7 @@ def save_examples(path: Path, train: Sequence[TrainingExample], dev: Sequence[Tr
         "n_prompt": np.array([e.n_prompt for e in examples], dtype=np.int64),
         "task": np.array([tasks.index(e.task) for e in examples], dtype=np.int64),
         "cls_target": np.array([e.cls_target for e in examples], dtype=np.float32),
+        "group": np.array([e.group for e in examples], dtype=np.int64),
         "task_names": np.array(tasks),
         "n_train": np.array(len(train)),
     }
@@ -270,8 +318,9 @@ def load_examples(path: Path):
     ids, labels, names = data["input_ids"].astype(np.int64), data["labels"].astype(np.int64), data["task_names"]
     ends = np.cumsum(data["lengths"])
     examples = [
-        TrainingExample(str(names[t]), ids[end - n : end], labels[end - n : end], int(p), float(c))
-        for n, end, p, t, c in zip(data["lengths"], ends, data["n_prompt"], data["task"], data["cls_target"])
+        TrainingExample(str(names[t]), ids[end - n : end], labels[end - n : end], int(p), float(c), int(g))
+        for n, end, p, t, c, g in zip(data["lengths"], ends, data["n_prompt"], data["task"], data["cls_target"],
+                                      data["group"])
     ]
     n_train = int(data["n_train"])
     return examples[:n_train], examples[n_train:]
@@ -292,6 +341,7 @@ def encoded_corpus(corpus: Path, mix: Dict[str, int], tokenizer, cache_dir: Path
     rng = random.Random(seed)
     train = [encode_example(tokenizer, r, max_length, rng) for r in tqdm(train_rows, desc="encode")]
     dev = [encode_example(tokenizer, r, max_length, rng) for r in dev_rows]
+    assign_groups(train_rows, train)
     cache_dir.mkdir(parents=True, exist_ok=True)
     save_examples(path, train, dev)
     return train, dev
@@ -359,6 +409,7 @@ def train(
     max_minutes: float = typer.Option(0, help="Time budget: the schedule decays by whichever of steps or time runs out first (0 = steps only)"),
     resume: bool = typer.Option(False, help="Continue from OUTPUT/checkpoint"),
     threads: int = typer.Option(0, help="torch threads (0 = torch default)"),
+    rank_weight: float = typer.Option(0.0, min=0.0, help="Weight of the listwise term over each group's [CLS] log-odds (module docstring; 0 = off)"),
     cache_dir: Optional[Path] = typer.Option(None, help="Where the tokenized corpus is cached (default OUTPUT/cache)"),
 ):
     """Train a CORTEX model; writes OUTPUT/final (fp32 HF folder) and OUTPUT/log.jsonl."""
@@ -427,7 +478,7 @@ def train(
         if not batches:
             batches = length_bucketed_batches(train_set, batch_tokens, max_batch, rng)
         batch = batches.pop()
-        loss = forward_loss(model, batch)
+        loss = forward_loss(model, batch, rank_weight)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(model.hf_model.parameters(), 1.0)

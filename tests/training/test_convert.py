@@ -30,7 +30,7 @@ def test_records_well_formed(outputs):
     for name, recs in outputs.items():
         assert recs, name
         for r in recs:
-            assert set(r) == {"task", "prompt", "context", "cls", "spans"}
+            assert set(r) - {"group"} == {"task", "prompt", "context", "cls", "spans"}
             assert r["task"] == name and r["prompt"].strip() and r["context"].strip()
             assert r["cls"] in LABELS, r
             if r["spans"] is not None:
@@ -118,6 +118,20 @@ def test_label_prompts_gold_plus_two_negatives(templates):
             by_text.setdefault(r["context"], []).append(r["cls"])
         for clss in by_text.values():
             assert sorted(clss) == ["negative", "negative", "positive"], name
+
+
+def test_shuffled_groups():
+    records = [{"id": i, "group": i // 3} for i in range(12)] + [{"id": 12 + i} for i in range(6)]
+    out = C.shuffled_groups(records, random.Random(0))
+    assert sorted(r["id"] for r in out) == list(range(18))
+    for g in range(4):  # each group's records consecutive, in their order
+        at = [i for i, r in enumerate(out) if r.get("group") == g]
+        assert at == list(range(at[0], at[0] + 3)) and [out[i]["id"] for i in at] == [3 * g, 3 * g + 1, 3 * g + 2]
+    # without groups: rng.shuffle's order, as converted before groups existed
+    plain = [{"id": i} for i in range(20)]
+    expected = list(plain)
+    random.Random(5).shuffle(expected)
+    assert C.shuffled_groups(plain, random.Random(5)) == expected
 
 
 def test_scifact_positive_and_negatives(templates):

@@ -126,6 +126,21 @@ def test_commonsenseqa_scoring_pairs_as_api_score_reads_them(templates):
         "populated areas": "positive", "race track": "negative", "the desert": "negative",
         "apartment": "negative", "roadblock": "negative"}
     assert all(r["spans"] is None for r in rs)
+    # one group per question, for the trainer's listwise term
+    assert len({r["group"] for r in rs}) == 1
+    assert len({rs[0]["group"] for rs in groups.values()}) == len(groups)
+
+
+def test_converted_file_keeps_groups_together(tmp_path):
+    C.run(FIX, tmp_path, ["commonsenseqa", "banking77"])
+    for name in ("commonsenseqa", "banking77"):
+        rows = [json.loads(l) for l in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        runs = [g for i, g in enumerate(r["group"] for r in rows) if i == 0 or g != rows[i - 1]["group"]]
+        assert len(runs) == len(set(runs)), name  # each group is one run of lines
+        by_group = defaultdict(list)
+        for r in rows:
+            by_group[r["group"]].append(r["cls"])
+        assert all(c.count("positive") == 1 for c in by_group.values()), name
 
 
 def test_openbookqa_train_and_dev_not_test(templates):

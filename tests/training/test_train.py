@@ -14,12 +14,14 @@ from spacy_cortex.model import CortexModel
 from spacy_cortex.training.train import (
     TrainingExample as Example,
     app,
+    assign_groups,
     collate,
     cortex_loss,
     encode_example,
     encoded_corpus,
     length_bucketed_batches,
     load_corpus,
+    rank_loss,
     span_token_labels,
 )
 
@@ -215,6 +217,57 @@ def test_length_bucketed_batches():
         assert len(b) == 1 or len(b) * max(len(e.input_ids) for e in b) <= 400
 
 
+def test_length_bucketed_batches_keep_groups():
+    rng = random.Random(1)
+    examples = [Example("t", np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), 1, group=i // 4 if i < 60 else -1)
+                for i, n in enumerate(rng.choices(range(5, 60), k=90))]
+    batches = length_bucketed_batches(examples, batch_tokens=400, max_batch=8, rng=random.Random(0))
+    assert sorted(id(e) for b in batches for e in b) == sorted(id(e) for e in examples)
+    where = {id(e): i for i, b in enumerate(batches) for e in b}
+    for g in range(15):
+        assert len({where[id(e)] for e in examples if e.group == g}) == 1
+    for b in batches:
+        assert len(b) <= 8 and len(b) * max(len(e.input_ids) for e in b) <= 400
+
+
+def choice_rows(question, n, gold, group, task="csqa"):
+    return [{"task": task, "prompt": f"Is this a correct response: answer {i}", "context": question,
+             "cls": "positive" if i == gold else "negative", "spans": None, "group": group} for i in range(n)]
+
+
+def test_assign_groups(tok):
+    rows = (choice_rows("Where do fish live?", 3, 1, group=7)
+            + choice_rows("Where do eels live?", 3, 2, group=70)
+            + choice_rows("Pick one", 2, 5, group=8)  # no positive: no group
+            + [dict(r, cls="positive") for r in choice_rows("Pick two", 2, 0, group=9)]  # two positives
+            + choice_rows("Alone", 1, 0, group=10)  # one member
+            + [qa_record()]  # no "group"
+            + [dict(r, cls=0.5 + 0.5 * (i == 0)) for i, r in enumerate(choice_rows("Soft", 2, 0, group=11))]
+            + choice_rows("Where do birds live?", 2, 0, group=7, task="other")  # same number, other task
+            + choice_rows("Once", 2, 0, group=12) * 2)  # a one-group file upsampled: two positives
+    examples = [encode_example(tok, r, 64, random.Random(0)) for r in rows]
+    assign_groups(rows, examples)
+    assert [e.group for e in examples] == [0, 0, 0, 3, 3, 3] + [-1] * 8 + [14, 14] + [-1] * 4
+
+
+def test_rank_loss():
+    logits = torch.tensor([[[0.0, 2.0, 0.0]], [[0.0, 0.0, 1.0]], [[0.0, 1.0, 1.0]],  # group 4: log-odds 2, -1, 0
+                           [[0.0, 3.0, 0.0]], [[0.0, 0.0, 0.0]],  # group 9: 3, 0
+                           [[5.0, 0.0, 0.0]]])  # no group
+    groups = torch.tensor([4, 4, 4, 9, 9, -1])
+    positive = torch.tensor([False, True, False, False, True, False])
+    expected = ((torch.logsumexp(torch.tensor([2.0, -1.0, 0.0]), 0) + 1.0)
+                + (torch.logsumexp(torch.tensor([3.0, 0.0]), 0) - 0.0)) / 2
+    assert rank_loss(logits, groups, positive).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert rank_loss(logits, torch.full((6,), -1), positive).item() == 0.0
+    labels = torch.full((6, 1), IGNORE)
+    labels[:, 0] = torch.where(positive, POSITIVE, NEGATIVE)
+    plain = cortex_loss(logits, labels)
+    assert cortex_loss(logits, labels, groups=groups).item() == plain.item()  # weight 0: off
+    weighted = cortex_loss(logits, labels, groups=groups, rank_weight=0.5)
+    assert weighted.item() == pytest.approx(plain.item() + 0.5 * expected.item(), rel=1e-6)
+
+
 def write_corpus(path, n=6):
     path.mkdir()
     rng = random.Random(0)
@@ -228,6 +281,9 @@ def write_corpus(path, n=6):
             f.write(json.dumps({"task": "sst2", "prompt": "Is this text positive?",
                                 "context": "refund " * (i + 1), "cls": ["positive", "negative"][i % 2],
                                 "spans": None}) + "\n")
+    with (path / "csqa.jsonl").open("w") as f:  # groups of 3 scoring pairs, the second positive
+        for q in range(3):
+            f.writelines(json.dumps(r) + "\n" for r in choice_rows(f"Where is thing {q}?", 3, 1, group=q))
 
 
 def test_load_corpus(tmp_path):
@@ -245,19 +301,23 @@ def test_load_corpus(tmp_path):
 def test_encoded_corpus_cache(tmp_path, tok):
     corpus, cache = tmp_path / "corpus", tmp_path / "cache"
     write_corpus(corpus)
-    mix = {"squad": 3, "sst2": 5}
+    mix = {"squad": 3, "sst2": 5, "csqa": 6}
     train, dev = encoded_corpus(corpus, mix, tok, cache, 64, 2, seed=0)
+    # csqa rows 2-7 train, after 8 squad and sst2 rows: the tail of group 0 alone (none), group 1,
+    # group 2 without its third; a group's id is its first row's position
+    assert [e.group for e in train if e.task == "csqa"] == [-1, 9, 9, 9, 12, 12]
     [cached] = cache.glob("encoded-*.npz")
     again = encoded_corpus(corpus, mix, tok, cache, 64, 2, seed=0)
     for fresh, loaded in zip((train, dev), again):
         assert [(e.task, e.n_prompt) for e in fresh] == [(e.task, e.n_prompt) for e in loaded]
         assert np.array_equal([e.cls_target for e in fresh], [e.cls_target for e in loaded], equal_nan=True)
+        assert [e.group for e in fresh] == [e.group for e in loaded]
         for a, b in zip(fresh, loaded):
             np.testing.assert_array_equal(a.input_ids, b.input_ids)
             np.testing.assert_array_equal(a.labels, b.labels)
-    assert sorted(e.task for e in train).count("squad") == 3 and len(dev) == 4
+    assert sorted(e.task for e in train).count("squad") == 3 and len(dev) == 6
     # anything the encoding depends on gives another cache entry
-    encoded_corpus(corpus, {"squad": 3, "sst2": 6}, tok, cache, 64, 2, seed=0)
+    encoded_corpus(corpus, {"squad": 3, "sst2": 6, "csqa": 6}, tok, cache, 64, 2, seed=0)
     encoded_corpus(corpus, mix, tok, cache, 32, 2, seed=0)
     (corpus / "sst2.jsonl").write_text((corpus / "sst2.jsonl").read_text() + (corpus / "sst2.jsonl").read_text())
     encoded_corpus(corpus, mix, tok, cache, 64, 2, seed=0)
@@ -269,11 +329,11 @@ def test_cli_end_to_end(tmp_path, tiny_checkpoint):
     corpus, output = tmp_path / "corpus", tmp_path / "out"
     write_corpus(corpus)
     mix = tmp_path / "mix.json"
-    mix.write_text(json.dumps({"squad": 4, "sst2": 4}))
+    mix.write_text(json.dumps({"squad": 4, "sst2": 4, "csqa": 6}))
     args = [str(corpus), str(output), "--mix", str(mix), "--base", str(tiny_checkpoint),
             "--steps", "3", "--warmup", "1", "--eval-every", "3", "--save-every", "3",
             "--dev-per-task", "1", "--batch-tokens", "512", "--max-batch", "4",
-            "--max-length", "64", "--no-bf16"]
+            "--max-length", "64", "--no-bf16", "--rank-weight", "1.0"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert (output / "final" / "model.safetensors").exists()

@@ -45,15 +45,17 @@ def score_prompt(candidate: str) -> str:
 
 
 def choice_records(task: str, instruction: str, candidates: Sequence[str], gold: int) -> Iterator[dict]:
-    """One scoring pair per distinct candidate: the gold one positive, the others negative."""
+    """One scoring pair per distinct candidate: the gold one positive, the others negative;
+    one group."""
     answer = candidates[gold].strip()
     seen = set()
+    group = C.group_id(task, instruction)
     for i, cand in enumerate(candidates):
         cand = cand.strip()
         if not cand or cand in seen or (i != gold and cand == answer):
             continue
         seen.add(cand)
-        yield record(task, score_prompt(cand), instruction, POS if i == gold else NEG)
+        yield {**record(task, score_prompt(cand), instruction, POS if i == gold else NEG), "group": group}
 
 
 def _label_set(task, rows, set_name, tpl, rng, none_label=None) -> Iterator[dict]:
