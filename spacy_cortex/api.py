@@ -150,8 +150,11 @@ def _pairs(a: Texts, b: Texts):
 
 
 def similarity(a: Texts, b: Texts, *, model=None) -> List[float]:
-    """Semantic similarity in [0, 1] of each pair, symmetrised over both directions."""
+    """Semantic similarity in [0, 1] of each pair, symmetrised over both directions (each
+    text is the prompt once). Raises ValueError for an empty text."""
     left, right = _pairs(a, b)
+    for text in (*left, *right):
+        _require_text("each text", text)
     pairs = [(task_template("similarity").format(text=strip_end(x)), y) for x, y in zip(left, right)]
     pairs += [(task_template("similarity").format(text=strip_end(y)), x) for x, y in zip(left, right)]
     scores = [yes_probability(r) for r in _model(model).run_texts(pairs)]

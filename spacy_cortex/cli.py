@@ -14,7 +14,8 @@ from .batch import Engine, JobSummary, LocalEngine, PipelineSpec, RejectedRecord
 from .decoding import SPAN_THRESHOLD
 from .registry import DEFAULT_CHECKPOINT
 
-app = typer.Typer(add_completion=False, help="spacy_cortex command line")
+app = typer.Typer(add_completion=False, help="spacy_cortex command line",
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 RAY_DEFAULTS = {"address": None, "actors": 1, "num_cpus": 1.0, "num_gpus": 0.0}  # Ray options unset
 
@@ -36,13 +37,13 @@ def annotate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="One output file: .jsonl, or .spacy (DocBin); default JSONL on stdout"),
     output_dir: Optional[Path] = typer.Option(None, help="A folder of shards with manifest.json and rejects.jsonl"),
     formats: List[str] = typer.Option([], "--format", help="Shard format in --output-dir (repeatable): jsonl (default), spacy; parquet with --engine ray"),
-    shard_size: int = typer.Option(10_000, help="Input lines per shard: the unit written at once and resumed"),
+    shard_size: int = typer.Option(10_000, min=1, help="Input lines per shard: the unit written at once and resumed"),
     resume: bool = typer.Option(False, "--resume", help="Finish the interrupted job at --output / --output-dir"),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record instead of writing it to the rejects file"),
     text_field: str = typer.Option("text", help="The text field of .jsonl records (other fields are copied to the output)"),
     pipeline: Optional[str] = typer.Option(None, help="Run a saved pipeline (folder or package name) instead of --ner/--cat/--question"),
     ner: List[str] = typer.Option([], "--ner", help="Entity label, or LABEL=prompt (repeatable)"),
-    cat: List[str] = typer.Option([], "--cat", help="Text category label (repeatable)"),
+    cat: List[str] = typer.Option([], "--cat", help="Text category label, or LABEL=prompt (repeatable)"),
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
     none_label: Optional[str] = typer.Option(None, help="Add this category for 'none of these' (one --cat alone is a yes/no question)"),
@@ -51,10 +52,10 @@ def annotate(
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
     precision: str = typer.Option("auto", help="auto (GPU: bf16 or fp16; CPU: bf16 with native bf16, else fp32), fp32, bf16 or fp16 (GPU)"),
     device: str = typer.Option("auto", help="auto (CPU unless spaCy was told to use a GPU), cpu, cuda or cuda:N; with --engine ray and --num-gpus, each actor's GPU"),
-    batch_size: int = typer.Option(64, help="Docs per nlp.pipe batch"),
+    batch_size: int = typer.Option(64, min=1, help="Docs per nlp.pipe batch"),
     engine: str = typer.Option("local", help="local (this process) or ray"),
     address: Optional[str] = typer.Option(RAY_DEFAULTS["address"], help="--engine ray: the cluster (default: a local one)"),
-    actors: int = typer.Option(RAY_DEFAULTS["actors"], help="--engine ray: actors, each loading the pipeline once"),
+    actors: int = typer.Option(RAY_DEFAULTS["actors"], min=1, help="--engine ray: actors, each loading the pipeline once"),
     num_cpus: float = typer.Option(RAY_DEFAULTS["num_cpus"], help="--engine ray: CPUs per actor (its torch threads)"),
     num_gpus: float = typer.Option(RAY_DEFAULTS["num_gpus"], help="--engine ray: GPUs reserved per actor"),
 ):

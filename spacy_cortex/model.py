@@ -79,9 +79,10 @@ def weights_version(module: torch.nn.Module) -> Tuple[int, ...]:
     return tuple(p._version for p in module.parameters())
 
 
-def check_checkpoint_dir(path: Path, head: bool = True) -> None:
+def check_checkpoint_dir(path: Path, head: bool = True, max_length: Optional[int] = None) -> None:
     """Raises CheckpointError unless `path` is a folder with config.json and safetensors
-    weights and (with `head`) a config of NUM_LABELS labels. Reads no weights."""
+    weights, (with `head`) a config of NUM_LABELS labels and (with `max_length`) at least
+    that many positions. Reads no weights."""
     if not path.is_dir():
         raise CheckpointError(f"Cortex checkpoint folder not found: {path}")
     if not (path / "config.json").exists():
@@ -92,8 +93,11 @@ def check_checkpoint_dir(path: Path, head: bool = True) -> None:
         )
     if not any((path / name).exists() for name in TOKENIZER_FILES):
         raise CheckpointError(f"{path} has no tokenizer ({' or '.join(TOKENIZER_FILES)})")
+    config = json.loads((path / "config.json").read_text(encoding="utf8"))
+    limit = config.get("max_position_embeddings")
+    if max_length is not None and limit is not None and max_length > limit:
+        raise CheckpointError(f"max_length {max_length} exceeds the {limit} positions of {path}")
     if head:
-        config = json.loads((path / "config.json").read_text(encoding="utf8"))
         n_labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
         if n_labels != NUM_LABELS:
             raise CheckpointError(
@@ -181,8 +185,8 @@ class CortexModel:
         or functools.partial) so that the model pickles before it is loaded (spawn)."""
         if (hf_model is None) == (loader is None):
             raise ValueError("Give either hf_model and tokenizer, or a loader")
-        if stride >= max_length // 2:
-            raise ValueError(f"stride {stride} must be less than half of max_length {max_length}")
+        if not 0 <= stride < max_length // 2:
+            raise ValueError(f"stride must be at least 0 and less than half of max_length {max_length}, got {stride}")
         self._hf_model = hf_model
         self._tokenizer = tokenizer
         self._loader = loader

@@ -73,6 +73,9 @@ class TextCatTask(LabelPromptTask):
         ]
 
     def apply(self, doc: Doc, results) -> None:
+        if not doc.text.strip():  # about nothing: normalizing its small P(yes) would make one label look certain
+            doc.cats.update({label: float(label == self.none_label) for label in self.labels})
+            return
         # a label left out by the shortlist was not asked: P(yes) = 0
         yes = np.array([yes_probability(results[prompt]) if prompt in results or not self.shortlisting else 0.0
                         for prompt in (self.label_prompts[label] for label in sorted(self.label_prompts))])
@@ -124,7 +127,8 @@ def make_cortex_textcat(
     template: prompt template with {label} (default "Is this text about {label}?").
     exclusive: True normalizes over labels (one label per text); False scores each
         label independently (multi-label). A single label is a yes/no question either
-        way: its score is P(yes), not 1.0.
+        way: its score is P(yes), not 1.0. A doc without text (empty or whitespace) scores
+        0 for every label (and 1 for none_label).
     threshold: decision threshold used when scoring multi-label output.
     none_label: a category name (e.g. "none") for "none of these": its score is the
         probability that no label applies (each label judged alone); exclusive labels

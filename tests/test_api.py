@@ -115,6 +115,9 @@ def test_similarity(model):
     assert len(similarity("refund", b, model=model)) == 3
     with pytest.raises(ValueError):
         similarity(["a", "b"], ["c", "d", "e"], model=model)
+    for a, b in (("", ""), ("refund", " "), (["refund", ""], ["a", "b"])):
+        with pytest.raises(ValueError, match="each text must be a non-empty string"):
+            similarity(a, b, model=model)
 
 
 def test_rank(model):

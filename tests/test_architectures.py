@@ -81,6 +81,15 @@ def test_spec_settings_reach_the_component(tiny_checkpoint):
     assert (model.max_length, model.stride, model.max_batch_tokens) == (80, 8, 2048)
 
 
+@pytest.mark.parametrize("settings,match", [
+    ({"stride": -1}, "stride must be at least 0"), ({"max_length": 64, "stride": 32}, "less than half"),
+    ({"max_length": 4}, "at least 8"), ({"max_length": 100000}, "exceeds the 512 positions"),
+])
+def test_bad_window_settings_fail_at_add_pipe(tiny_checkpoint, settings, match):
+    with pytest.raises(ValueError, match=match):
+        spacy.blank("en").add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint), **settings}})
+
+
 # --- registry.resolve_checkpoint ---------------------------------------------------------
 
 

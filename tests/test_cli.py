@@ -65,10 +65,11 @@ def test_one_cat_is_yes_no_and_none_label(negative_checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("options,match", [
-    (["--cat", ""], "empty"), (["--cat", "a", "--cat", "b", "--none-label", "a"], "none_label"),
-    (["--ner", "X", "--threshold", "1.5"], "threshold"), (["--ner", "X", "--threshold", "0"], "threshold"),
-    (["-q", " "], "question"), (["--ner", "X", "--precision", "fp16"], "precision 'fp16'"),
-    (["--ner", "X", "--batch-size", "-5"], "batch_size"), (["--ner", "X", "--shard-size", "0"], "shard_size"),
+    (["--cat", ""], "--cat '': the label is empty"), (["--cat", "a", "--cat", "b", "--none-label", "a"], "--none-label: "),
+    (["--ner", "X", "--threshold", "1.5"], "--threshold: threshold"), (["--ner", "X", "--threshold", "0"], "--threshold"),
+    (["--ner", "X="], "--ner 'X=': the prompt after '=' is empty"), (["--cat", "a=", "--cat", "b"], "--cat 'a='"),
+    (["-q", " "], "--question: Empty question"), (["--ner", "X", "--precision", "fp16"], "precision 'fp16'"),
+    (["--ner", "X", "--batch-size", "-5"], "'--batch-size'"), (["--ner", "X", "--shard-size", "0"], "'--shard-size'"),
     (["--ner", "X", "--model", "no-such-model"], "no-such-model"), (["--pipeline", "p", "--ner", "X"], "drop --ner"),
     (["--ner", "X", "--engine", "spark"], "--engine 'spark'"), (["--ner", "X", "--actors", "2"], "--actors"),
     (["--ner", "X", "--format", "spacy"], "--format is for --output-dir"), (["--ner", "X", "--resume"], "stdout"),
@@ -240,3 +241,9 @@ def test_memory_stays_bounded_on_100k_lines(blank_pipeline, tmp_path):
         sizes[lines] = _peak_rss_mb([source, "--pipeline", blank_pipeline, "-o", tmp_path / f"out{lines}.jsonl"])
         assert len((tmp_path / f"out{lines}.jsonl").read_text().splitlines()) == lines
     assert sizes[100_000] - sizes[5_000] < 15, sizes
+
+
+def test_short_help_option():
+    for args in (["-h"], ["annotate", "-h"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0 and "Usage" in result.output, args

@@ -77,6 +77,7 @@ def test_checkpoint_error_is_value_error():
         ({"precision": "fp16"}, "precision"),
         ({"max_length": 1024}, "exceeds"),
         ({"max_length": 64, "stride": 32}, "stride"),
+        ({"max_length": 64, "stride": -1}, "stride must be at least 0"),
     ],
 )
 def test_bad_settings(tiny_checkpoint, kwargs, match):

@@ -200,7 +200,7 @@ def test_pipe_equals_call(make_nlp, varied_checkpoint):
     # empty and whitespace docs get complete, empty outputs
     for doc in one_by_one[2:4]:
         assert list(doc.ents) == []
-        assert sum(doc.cats.values()) == pytest.approx(1.0)
+        assert doc.cats and set(doc.cats.values()) == {0.0}  # no text, no category
         assert [a["text"] for a in doc._.cortex_answers] == [None, doc._.cortex_answers[1]["text"]]
         assert doc._.cortex_answers[1]["text"] in ("yes", "no")
 

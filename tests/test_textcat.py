@@ -17,11 +17,19 @@ def textcat_nlp(checkpoint, **config):
 
 def test_exclusive_sums_to_one(varied_checkpoint):
     nlp = textcat_nlp(varied_checkpoint, exclusive=True)
-    for text in [TEXT, "", "🍕", "the drug dose " * 200]:
+    for text in [TEXT, "🍕", "the drug dose " * 200]:
         doc = nlp(text)
         assert sorted(doc.cats) == sorted(LABELS)
         assert sum(doc.cats.values()) == pytest.approx(1.0)
         assert all(0.0 <= p <= 1.0 for p in doc.cats.values())
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_a_doc_without_text_has_no_category(positive_checkpoint, exclusive):
+    for text in ["", "   ", "\n\n"]:
+        assert textcat_nlp(positive_checkpoint, exclusive=exclusive)(text).cats == dict.fromkeys(LABELS, 0.0)
+        cats = textcat_nlp(positive_checkpoint, exclusive=exclusive, none_label="none")(text).cats
+        assert cats == {**dict.fromkeys(LABELS, 0.0), "none": 1.0}
 
 
 def test_multi_label_is_independent(positive_checkpoint, negative_checkpoint):
@@ -168,6 +176,9 @@ def test_shortlist_asks_only_the_closest_labels(varied_checkpoint):
     ordered = sorted(labels)
     similarity = model.embed([d.text for d in docs]) @ model.embed(ordered).T
     for doc, row in zip(docs, similarity):
+        if not doc.text:  # no text, no category (test_a_doc_without_text_has_no_category)
+            assert set(doc.cats.values()) == {0.0}
+            continue
         expected = {ordered[i] for i in np.argsort(-row, kind="stable")[:2]}
         assert {label for label, p in doc.cats.items() if p > 0} == expected
         assert sorted(doc.cats) == sorted(labels) and sum(doc.cats.values()) == pytest.approx(1.0)

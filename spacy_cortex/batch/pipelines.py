@@ -28,18 +28,29 @@ def too_long(nlp: Language, text) -> Optional[str]:
     return None
 
 
-def parse_labels(values: Sequence[str]) -> Dict[str, Optional[str]]:
-    """'LABEL' or 'LABEL=prompt' -> {label: prompt or None}. Raises ValueError for an
-    empty or repeated label, naming the value."""
+def parse_labels(values: Sequence[str], option: str, task: str) -> Dict[str, str]:
+    """'LABEL' or 'LABEL=prompt' (the values of `option`, e.g. "--ner") -> {label: prompt};
+    a label without a prompt gets the task's template ("ner" or "textcat"). Raises
+    ValueError for an empty label or prompt or a repeated label, naming the option and value."""
     labels = {}
     for value in values:
-        label, _, prompt = value.partition("=")
-        if not label.strip():
-            raise ValueError(f"--ner {value!r}: the label before '=' is empty")
-        if label.strip() in labels:
-            raise ValueError(f"--ner {value!r}: label {label.strip()!r} is given twice")
-        labels[label.strip()] = prompt.strip() or None
+        label, sep, prompt = (part.strip() for part in value.partition("="))
+        if not label:
+            raise ValueError(f"{option} {value!r}: the label is empty" + (" before '='" if sep else ""))
+        if sep and not prompt:
+            raise ValueError(f"{option} {value!r}: the prompt after '=' is empty")
+        if label in labels:
+            raise ValueError(f"{option} {value!r}: label {label!r} is given twice")
+        labels[label] = prompt or label_prompts(label, None, task)[label]
     return labels
+
+
+def add_task(nlp: Language, factory: str, config: dict, options: str) -> None:
+    """nlp.add_pipe, its ValueErrors prefixed with the command-line options they come from."""
+    try:
+        nlp.add_pipe(factory, config=config)
+    except ValueError as err:
+        raise ValueError(f"{options}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -96,16 +107,14 @@ class PipelineSpec:
         nlp.add_pipe("cortex", config={"model": {"checkpoint": self.model, "precision": self.precision,
                                                  "device": self.device}})
         if self.ner:
-            # labels given without a prompt get the NER template
-            labels = {label: prompt or label_prompts(label, None, "ner")[label]
-                      for label, prompt in parse_labels(self.ner).items()}
-            nlp.add_pipe("cortex_ner", config={"labels": labels, "threshold": self.threshold,
-                                               "prefer_specific": self.prefer_specific})
+            add_task(nlp, "cortex_ner", {"labels": parse_labels(self.ner, "--ner", "ner"), "threshold": self.threshold,
+                                         "prefer_specific": self.prefer_specific}, "--ner / --threshold")
         if self.cat:
-            nlp.add_pipe("cortex_textcat", config={"labels": list(self.cat), "exclusive": not self.multi_label,
-                                                   "none_label": self.none_label})
+            add_task(nlp, "cortex_textcat", {"labels": parse_labels(self.cat, "--cat", "textcat"),
+                                             "exclusive": not self.multi_label, "none_label": self.none_label},
+                     "--cat / --none-label")
         if self.question:
-            nlp.add_pipe("cortex_qa", config={"questions": list(self.question)})
+            add_task(nlp, "cortex_qa", {"questions": list(self.question)}, "--question")
         if len(nlp.pipe_names) == 1:
             raise ValueError("Nothing to do: give --ner, --cat and/or --question, or --pipeline")
         return nlp

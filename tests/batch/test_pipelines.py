@@ -5,16 +5,30 @@ from spacy_cortex.batch import PipelineSpec, parse_labels
 
 
 def test_parse_labels():
-    assert parse_labels(["PERSON", "DRUG = Which drugs?"]) == {"PERSON": None, "DRUG": "Which drugs?"}
+    assert parse_labels(["PERSON", "DRUG = Which drugs?"], "--ner", "ner") == {
+        "PERSON": "Find all person mentioned in the text.", "DRUG": "Which drugs?"}
+    assert parse_labels(["billing_issue", "trip=Is this about travel?"], "--cat", "textcat") == {
+        "billing_issue": "Is this text about billing issue?", "trip": "Is this about travel?"}
 
 
 @pytest.mark.parametrize("values,match", [
-    (["=Which drugs?"], "label before '=' is empty"), (["  = x"], "label before '=' is empty"),
+    (["=Which drugs?"], "--ner '=Which drugs\\?': the label is empty before '='"),
+    (["  = x"], "the label is empty before '='"), ([""], "--ner '': the label is empty$"),
+    (["PERSON="], "--ner 'PERSON=': the prompt after '=' is empty"), (["PERSON =  "], "prompt after '=' is empty"),
     (["DRUG", "DRUG=Which?"], "given twice"),
 ])
 def test_parse_labels_rejects_empty_and_repeated_labels(values, match):
     with pytest.raises(ValueError, match=match):
-        parse_labels(values)
+        parse_labels(values, "--ner", "ner")
+
+
+def test_option_errors_name_the_options(tiny_checkpoint):
+    with pytest.raises(ValueError, match="^--ner / --threshold: threshold must be between 0 and 1"):
+        PipelineSpec(model=str(tiny_checkpoint), ner=("PERSON",), threshold=1.5).load()
+    with pytest.raises(ValueError, match="^--cat / --none-label: "):
+        PipelineSpec(model=str(tiny_checkpoint), cat=("a", "b"), none_label="a").load()
+    with pytest.raises(ValueError, match="^--question: Empty question"):
+        PipelineSpec(model=str(tiny_checkpoint), question=(" ",)).load()
 
 
 def test_labels_without_a_prompt_get_the_ner_template(tiny_checkpoint):
