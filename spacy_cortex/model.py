@@ -297,6 +297,9 @@ class CortexModel:
         self.tokenizer.save_pretrained(path)
         settings = {"max_length": self.max_length, "stride": self.stride}
         (path / "cortex.json").write_text(json.dumps(settings, indent=2))
+        # transformers writes the weights through a private temporary file (mode 0600): give
+        # them the mode every other file got from the umask, so a shared pipeline loads
+        os.chmod(path / WEIGHTS_FILE, (path / "cortex.json").stat().st_mode & 0o777)
 
     # --- encoding ------------------------------------------------------------------------
 

@@ -219,6 +219,8 @@ def test_save_round_trip(tmp_path, tiny_checkpoint, fp16):
     assert (out / "model.safetensors").exists()
     assert (out / "tokenizer.json").exists()
     assert not (out / "pytorch_model.bin").exists()
+    # the weights get the mode of the other files (transformers' temporary file is 0600)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == (out / "config.json").stat().st_mode & 0o777
     assert json.loads((out / "cortex.json").read_text()) == {"max_length": 64, "stride": 16}
     with safe_open(str(out / "model.safetensors"), framework="pt") as f:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}

@@ -202,7 +202,7 @@ def test_label_list_uses_template():
     assert task.label_prompts == {
         "DRUG": "Find all drug mentioned in the text.",
         "side_effect": "Find all side effect mentioned in the text.",
-        "Person": "Find all Person mentioned in the text.",
+        "Person": "Find all person mentioned in the text.",  # PERSON, in any case
     }
     assert task.labels == ["DRUG", "Person", "side_effect"]
     custom = make_ner_task(labels=["DRUG"], template="List every {label}.")

@@ -44,10 +44,11 @@ def test_training_prompts_json_is_valid():
 @pytest.mark.parametrize(
     "label,words",
     [("SPORTS_NEWS", "sports news"), ("DRUG", "drug"), ("side_effect", "side effect"),
-     ("Person", "Person"), ("billing", "billing"), ("iPhone", "iPhone"),
+     ("Person", "person"), ("billing", "billing"), ("iPhone", "iPhone"),
      # abbreviations users type (spaCy / CoNLL labels) read as words: "Find all org" found nothing
      ("ORG", "organization"), ("LOC", "location"), ("PER", "person"), ("PERSON", "person"),
-     ("GPE", "country, city or state"), ("WORK_OF_ART", "work of art"), ("org", "org"),
+     ("GPE", "country, city or state"), ("WORK_OF_ART", "work of art"),
+     ("org", "organization"), ("Org", "organization"), ("per", "person"), ("work-of-art", "work of art"),
      ("MilitaryPlatform", "military platform"), ("billing_issue", "billing issue"),
      ("PHYSICAL_QUALITY", "physical quality"), ("AcademicJournal", "academic journal")],
 )

@@ -29,6 +29,12 @@ class ShardEntry:
     rejects: int = 0
 
 
+def short(value, width: int = 80) -> str:
+    """A job setting as JSON, cut to `width` characters, for messages."""
+    text = json.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class Manifest:
     def __init__(self, path: Path, job: dict, shards: Dict[int, ShardEntry], complete: bool):
         self.path = path
@@ -47,10 +53,12 @@ class Manifest:
             data = json.loads(path.read_text(encoding="utf8"))
             if not resume:
                 raise ValueError(f"{folder} holds a job (its {MANIFEST}): give --resume to finish it, "
-                                 "or another output")
-            changed = [key for key in job if data["job"].get(key) != job[key]]
+                                 f"another output, or delete {folder} to start over")
+            changed = [f"{key} {short(data['job'].get(key))} (now {short(job[key])})"
+                       for key in job if data["job"].get(key) != job[key]]
             if changed:
-                raise ValueError(f"--resume: the job in {folder} was started with other {', '.join(changed)}")
+                raise ValueError(f"--resume: the job in {folder} was started with {'; '.join(changed)}: "
+                                 f"give the same, or delete {folder} to start over")
             shards = {s["index"]: ShardEntry(**s) for s in data["shards"]}
             return cls(path, job, shards, data["complete"])
         if folder.exists() and any(folder.iterdir()):

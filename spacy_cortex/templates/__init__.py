@@ -93,12 +93,13 @@ def _label(label, position: int) -> str:
 
 
 def label_words(label: str) -> str:
-    """How a label reads inside a prompt: 'ORG' -> 'organization' (spaCy / OntoNotes /
-    CoNLL abbreviations, templates/label_words.json), 'SPORTS_NEWS' -> 'sports news',
+    """How a label reads inside a prompt: 'ORG' (or 'Org', 'org') -> 'organization' (spaCy /
+    OntoNotes / CoNLL abbreviations, templates/label_words.json, in any case), 'SPORTS_NEWS' -> 'sports news',
     'billing_issue' -> 'billing issue', 'MilitaryPlatform' -> 'military platform' (two or
     more capitalized words run together); anything else as it is ('iPhone', 'writer')."""
-    if label.isupper() and label.replace("-", "_") in label_abbreviations():
-        return label_abbreviations()[label.replace("-", "_")]
+    key = label.upper().replace("-", "_")  # 'Org' and 'per' are ORG and PER too
+    if key in label_abbreviations():
+        return label_abbreviations()[key]
     if re.fullmatch(r"(?:[A-Z][a-z]+){2,}", label):
         return " ".join(re.findall(r"[A-Z][a-z]+", label)).lower()
     return label.replace("_", " ").lower() if label.isupper() or "_" in label else label

@@ -25,9 +25,11 @@ def test_resume_without_a_manifest_starts_the_job(tmp_path):
 
 def test_a_job_is_not_overwritten_or_mixed(tmp_path):
     Manifest.open(tmp_path / "out", JOB, resume=False)
-    with pytest.raises(ValueError, match="holds a job .* give --resume"):
+    with pytest.raises(ValueError, match="holds a job .* give --resume .* or delete .* to start over"):
         Manifest.open(tmp_path / "out", JOB, resume=False)
-    with pytest.raises(ValueError, match="other inputs, shard_size"):
+    # the message says which settings differ, with both values, and how to start over
+    with pytest.raises(ValueError, match=r'started with inputs \[\{"file": "a.txt", "size": 3\}\] \(now \[\]\); shard_size 2 \(now 3\): '
+                                         r"give the same, or delete .* to start over"):
         Manifest.open(tmp_path / "out", {**JOB, "inputs": [], "shard_size": 3}, resume=True)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "data.txt").write_text("mine")
