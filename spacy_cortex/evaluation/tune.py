@@ -5,7 +5,9 @@
 - answer-span log-odds bias (decoding.ANSWER_LOG_ODDS_BIAS): SQuAD TRAIN questions past the
   rows the mix trains on (CORPUS_DIR/squad.jsonl from spacy_cortex.training.convert);
 - NER prompt template, threshold and prefer_specific (cortex_ner's defaults): WNUT-17 dev,
-  every type prompted through each candidate template.
+  every type prompted through each candidate template; and, for the zero-shot setting the
+  defaults serve, the CrossNER dev sets (five domains, their labels by name as evaluate
+  gives them; their test sets are EVAL), as the average entity F1 over the domains.
 
 Prints EM/F1 per bias and P/R/F per template and threshold; the model is run once per data set and only the
 decoding is repeated. The chosen values are set in the code by hand, with the figures in the
@@ -23,7 +25,7 @@ from spacy.training import Example
 from wasabi import msg
 
 from ..decoding import best_span
-from .evaluate import Evaluator, read_bio
+from .evaluate import CROSSNER_DOMAINS, Evaluator, eval_labels, ner_label_names, read_bio
 from ..ner import NERTask
 from ..qa import exact_match, token_f1
 from ..templates import label_prompts
@@ -62,11 +64,12 @@ def sweep_answer_bias(ev: Evaluator, rows: Sequence[dict]) -> List[dict]:
     return table
 
 
-def sweep_ner(ev: Evaluator, sentences: Sequence, template: str) -> List[dict]:
+def sweep_ner(ev: Evaluator, sentences: Sequence, template: str, names: Dict[str, str] = WNUT_NAMES) -> List[dict]:
     """The cortex_ner decoding (spans per label, overlaps resolved by score, with or without
-    the most specific label winning) per threshold, the labels prompted through `template`."""
-    prompts = label_prompts(list(WNUT_NAMES.values()), template, "ner")
-    by_tag = {tag: prompts[name] for tag, name in WNUT_NAMES.items()}
+    the most specific label winning) per threshold, the labels prompted through `template`.
+    names: {tag in the data: its name in the prompt}."""
+    prompts = label_prompts(list(names.values()), template, "ner")
+    by_tag = {tag: prompts[name] for tag, name in names.items()}
     texts = [ev.words_doc(words).text for words, _ in sentences]
     flat = ev.model.run_texts((p, text) for text in texts for p in by_tag.values())
     n = len(by_tag)
@@ -87,6 +90,29 @@ def sweep_ner(ev: Evaluator, sentences: Sequence, template: str) -> List[dict]:
     return table
 
 
+def sweep_crossner_dev(ev: Evaluator, raw_dir: Path, template: str, sentences: int) -> List[dict]:
+    """sweep_ner on each CrossNER domain's dev set (its first `sentences`), every label of the
+    domain by the name evaluate gives it; rows of the average P / R / F over the domains."""
+    spec = eval_labels()["ner"]["crossner"]
+    tables = []
+    for domain in CROSSNER_DOMAINS:
+        data = read_bio(raw_dir / "crossner" / domain / "dev.txt", spec.get("tags"))[:sentences]
+        names = ner_label_names("crossner", {t[2:] for _, tags in data for t in tags if t != "O"})
+        tables.append(sweep_ner(ev, data, template, names))
+    return [{**rows[0], **{k: float(np.mean([r[k] for r in rows])) for k in "prf"}} for rows in zip(*tables)]
+
+
+def ner_table(rows: List[dict], title: str) -> None:
+    msg.table([(r["template"], r["threshold"], r["prefer_specific"], *(f"{100 * r[k]:.1f}" for k in "prf"))
+               for r in rows], header=("template", "threshold", "specific", "P", "R", "F"), divider=True, title=title)
+
+
+def best_ner(rows: List[dict], where: str) -> str:
+    best = max(rows, key=lambda r: r["f"])
+    return (f"{where}: best NER template {best['template']!r} at threshold {best['threshold']}, "
+            f"prefer_specific {best['prefer_specific']} (F1 {100 * best['f']:.1f})")
+
+
 @app.command()
 def tune(
     raw_dir: Path = typer.Argument(..., help="the corpus/raw folder (WNUT-17 dev)"),
@@ -96,6 +122,7 @@ def tune(
     dev_per_task: int = typer.Option(100, help="as given to spacy_cortex.training.train"),
     squad_questions: int = typer.Option(500),
     wnut_sentences: int = typer.Option(1009, help="WNUT-17 dev has 1,009"),
+    crossner_sentences: int = typer.Option(200, help="per CrossNER domain's dev set (they have 350-450)"),
     precision: str = typer.Option("bf16"),
 ):
     ev = Evaluator(raw_dir, model, precision)
@@ -105,15 +132,15 @@ def tune(
               header=("answer bias", "EM", "F1"), divider=True,
               title=f"SQuAD train, {len(squad)} unused questions")
     wnut = read_bio(raw_dir / "wnut17" / "dev.conll")[:wnut_sentences]
-    ner_table = [row for template in NER_TEMPLATES for row in sweep_ner(ev, wnut, template)]
-    msg.table([(r["template"], r["threshold"], r["prefer_specific"], *(f"{100 * r[k]:.1f}" for k in "prf"))
-               for r in ner_table],
-              header=("template", "threshold", "specific", "P", "R", "F"), divider=True,
-              title=f"WNUT-17 dev, {len(wnut)} sentences")
+    wnut_rows = [row for template in NER_TEMPLATES for row in sweep_ner(ev, wnut, template)]
+    ner_table(wnut_rows, f"WNUT-17 dev, {len(wnut)} sentences")
+    crossner_rows = [row for template in NER_TEMPLATES
+                     for row in sweep_crossner_dev(ev, raw_dir, template, crossner_sentences)]
+    ner_table(crossner_rows, f"CrossNER dev, average of {len(CROSSNER_DOMAINS)} domains, "
+                             f"up to {crossner_sentences} sentences each")
     best_bias = max(bias_table, key=lambda r: r["f1"])["bias"]
-    best_ner = max(ner_table, key=lambda r: r["f"])
-    msg.good(f"best answer bias {best_bias}; best NER template {best_ner['template']!r} "
-             f"at threshold {best_ner['threshold']}, prefer_specific {best_ner['prefer_specific']}")
+    msg.good(f"best answer bias {best_bias}; {best_ner(wnut_rows, 'WNUT-17 dev')}; "
+             f"{best_ner(crossner_rows, 'CrossNER dev')}")
 
 
 if __name__ == "__main__":

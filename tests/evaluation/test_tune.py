@@ -8,6 +8,7 @@ from spacy_cortex.evaluation import tune as T
 from spacy_cortex.evaluation.evaluate import Evaluator
 
 WNUT = "Obama\tB-person\nvisited\tO\nNew\tB-location\nYork\tI-location\n\nGoogle\tB-corporation\nsaid\tO\n"
+CROSSNER = "Turing\tB-researcher\nproposed\tO\nit\tO\n\nin\tO\nNature\tB-academicjournal\n"
 
 
 def squad_row(i):
@@ -21,6 +22,9 @@ def squad_row(i):
 def data(tmp_path):
     (tmp_path / "raw" / "wnut17").mkdir(parents=True)
     (tmp_path / "raw" / "wnut17" / "dev.conll").write_text(WNUT)
+    for domain in T.CROSSNER_DOMAINS:
+        (tmp_path / "raw" / "crossner" / domain).mkdir(parents=True)
+        (tmp_path / "raw" / "crossner" / domain / "dev.txt").write_text(CROSSNER)
     (tmp_path / "corpus").mkdir()
     with (tmp_path / "corpus" / "squad.jsonl").open("w") as f:
         for i in range(6):
@@ -47,6 +51,26 @@ def test_sweeps_cover_every_setting(data, positive_checkpoint):
         (t, specific) for t in T.THRESHOLDS for specific in (False, True)]
     assert {r["template"] for r in ner} == {"Find {label}."}
     assert all(r["p"] == r["r"] == r["f"] == 0.0 for r in ner)  # whole sentences are never gold
+    crossner = T.sweep_crossner_dev(ev, data / "raw", "Find {label}.", sentences=2)
+    assert [(r["threshold"], r["prefer_specific"]) for r in crossner] == [
+        (t, specific) for t in T.THRESHOLDS for specific in (False, True)]
+    assert all(r["f"] == 0.0 for r in crossner)
+
+
+def test_crossner_dev_averages_the_domains(data, monkeypatch):
+    """Each domain is swept with its own labels by name; the rows average P / R / F."""
+    seen = []
+
+    def fake_sweep(ev, sentences, template, names):
+        seen.append((len(sentences), names))
+        f = 0.1 * len(seen)
+        return [{"template": template, "threshold": t, "prefer_specific": False, "p": f, "r": f, "f": f}
+                for t in (0.5, 0.7)]
+    monkeypatch.setattr(T, "sweep_ner", fake_sweep)
+    rows = T.sweep_crossner_dev(None, data / "raw", "Find {label}.", sentences=1)
+    assert seen == [(1, {"researcher": "researcher"})] * len(T.CROSSNER_DOMAINS)
+    assert [r["threshold"] for r in rows] == [0.5, 0.7]
+    assert rows[0]["f"] == pytest.approx(0.3)  # mean of 0.1 ... 0.5
 
 
 def test_cli(data, tiny_checkpoint):
@@ -55,4 +79,5 @@ def test_cli(data, tiny_checkpoint):
                                         "--squad-questions", "3", "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     assert "best answer bias" in result.output and "WNUT-17 dev, 2 sentences" in result.output
+    assert "CrossNER dev, average of 5 domains" in result.output and "CrossNER dev: best NER template" in result.output
     assert all(template in result.output for template in T.NER_TEMPLATES)
