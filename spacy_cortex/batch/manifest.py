@@ -7,6 +7,7 @@ A shard is finished once it is listed; its files were renamed into place before,
 listed shard is always whole. The file is replaced atomically after each shard.
 """
 import json
+import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List
@@ -30,9 +31,8 @@ class ShardEntry:
 
 
 def short(value, width: int = 80) -> str:
-    """A job setting as JSON, cut to `width` characters, for messages."""
-    text = json.dumps(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """A job setting as JSON, shortened to `width` characters at a word, for messages."""
+    return textwrap.shorten(json.dumps(value), width, placeholder=" …")
 
 
 class Manifest:
