@@ -66,10 +66,6 @@ def cortex_model_v1(
     has native bf16, else fp32), "fp32", "bf16" or "fp16" (CUDA only); device: "auto"
     (follow spaCy: the GPU of spacy.prefer_gpu / require_gpu / --gpu-id, else CPU), "cpu",
     "cuda", "cuda:N" or "mps" (for torch with CUDA but no CuPy)."""
-    if max_length < 8:
-        raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
-    if not 0 <= stride < max_length // 2:
-        raise ValueError(f"stride must be at least 0 and less than half of max_length {max_length}, got {stride}")
     if max_batch_tokens is not None and max_batch_tokens < 1:
         raise ValueError(f"max_batch_tokens must be at least 1 (or null for the device's default), got {max_batch_tokens}")
     resolve_precision(precision, resolve_device(device))  # unknown names, missing devices fail at config time

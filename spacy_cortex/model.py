@@ -185,6 +185,8 @@ class CortexModel:
         or functools.partial) so that the model pickles before it is loaded (spawn)."""
         if (hf_model is None) == (loader is None):
             raise ValueError("Give either hf_model and tokenizer, or a loader")
+        if max_length < 8:
+            raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
         if not 0 <= stride < max_length // 2:
             raise ValueError(f"stride must be at least 0 and less than half of max_length {max_length}, got {stride}")
         self._hf_model = hf_model
