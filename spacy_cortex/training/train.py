@@ -261,9 +261,9 @@ def load_corpus(corpus: Path, mix: Dict[str, int], dev_per_task: int):
 
 def assign_groups(rows: Sequence[dict], examples: Sequence[TrainingExample]) -> None:
     """Set each example's listwise group: a run of consecutive rows of one task with the same
-    "group" (a repeated, upsampled group is a new run) holding at least two class-labelled
-    [CLS] examples, exactly one of them positive. Other examples keep -1. Run ids are
-    positions, unique within `rows`."""
+    "group" holding at least two class-labelled [CLS] examples, exactly one of them positive
+    (a one-group file upsampled repeats its group back to back: two positives, left out).
+    Other examples keep -1. Run ids are positions, unique within `rows`."""
     start = 0
     for i in range(1, len(rows) + 1):
         if i < len(rows) and rows[i].get("group") is not None and \
