@@ -11,8 +11,11 @@ import numpy as np
 
 from .decoding import (
     SPAN_THRESHOLD,
+    SPAN_WINDOW,
     answer_probability,
     best_span,
+    check_threshold,
+    check_window,
     classification_probs,
     label_distribution,
     threshold_spans,
@@ -60,19 +63,18 @@ def _require_text(name: str, value: str) -> str:
     return value
 
 
-def _check_threshold(threshold: float) -> None:
-    if not 0.0 < threshold < 1.0:  # 0 would mark every word, 1 none
-        raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
-
-
-def extract(texts: Texts, prompt: str, *, threshold: float = SPAN_THRESHOLD, model=None) -> List[List[dict]]:
+def extract(texts: Texts, prompt: str, *, threshold: float = SPAN_THRESHOLD,
+            window: Optional[int] = SPAN_WINDOW, model=None) -> List[List[dict]]:
     """Spans of each text that answer the prompt: [{text, start_char, end_char, score}]
-    per text (score in [0, 1]: mean inside-probability of the span's words). Raises
-    ValueError for an empty prompt or a threshold outside (0, 1)."""
+    per text (score in [0, 1]: mean inside-probability of the span's words). window: the
+    most text sub-tokens read at once (None: as many as the model's max_length leaves), as
+    cortex_ner's. Raises ValueError for an empty prompt, a threshold outside (0, 1) or a
+    window below 16 tokens."""
     _require_text("prompt", prompt)
-    _check_threshold(threshold)
+    check_threshold(threshold)
+    check_window(window)
     texts = _as_list(texts)
-    results = _model(model).run_texts((prompt, t) for t in texts)
+    results = _model(model).run_texts(((prompt, t) for t in texts), None if window is None else {prompt: window})
     return [[s.as_dict(t) for s in threshold_spans(r, threshold)] for t, r in zip(texts, results)]
 
 

@@ -5,7 +5,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .encoding import NEGATIVE, NEUTRAL, POSITIVE, RequestResult, is_pictograph
+from .encoding import MIN_CONTEXT_TOKENS, NEGATIVE, NEUTRAL, POSITIVE, RequestResult, is_pictograph
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,30 @@ def span_probability(result: RequestResult, start_char: int, end_char: int) -> f
 ANSWER_LOG_ODDS_BIAS = -2.0
 
 # Default per-word inside-probability for threshold spans (cortex_ner, api.extract): the
-# lowest threshold within 0.5 F1 of the best on WNUT-17 dev (`python -m spacy_cortex.evaluation.tune`:
-# 54.3 at 0.7, 54.7 at 0.8), as prompts for unseen entity types score lower than trained ones.
-SPAN_THRESHOLD = 0.7
+# best threshold on the CrossNER dev sets, the zero-shot domains (`python -m
+# spacy_cortex.evaluation.tune`, cortex-mini-en v3: 29.4 at 0.7, 29.5 at 0.8, 29.0 at 0.85,
+# 27.0 at 0.9; WNUT-17 dev, whose types are trained, rises further: 42.0 / 46.1 / 49.1 / 51.7).
+SPAN_THRESHOLD = 0.8
+
+# Default for the most text sub-tokens a span-extraction prompt reads at once (cortex_ner,
+# api.extract). The model was trained on sentences; in one 384-token window over a long
+# paragraph it marks fewer of the entities it finds in each sentence alone. CoNLL-2003 test
+# sentences joined 40 at a time (`evaluate --sets conll2003_joined`, v3): entity F1 66.0 in
+# whole 384-token windows, 74.7 in 128-token ones, 78.2 in 64 (82.7 for the same sentences one by one),
+# at about 1.2x / 1.36x the time on such paragraphs; single sentences are unchanged.
+SPAN_WINDOW = 64
+
+
+def check_threshold(threshold: float) -> None:
+    """ValueError unless 0 < threshold < 1 (0 would mark every word, 1 none)."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
+
+
+def check_window(window: Optional[int]) -> None:
+    """ValueError unless window is None or at least MIN_CONTEXT_TOKENS text sub-tokens."""
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < MIN_CONTEXT_TOKENS):
+        raise ValueError(f"window must be null or a whole number of at least {MIN_CONTEXT_TOKENS} tokens, got {window!r}")
 
 
 def best_span(

@@ -326,10 +326,15 @@ class CortexModel:
             self._prompt_cache[prompt] = (prefix, prefix[-1:], room)
         return self._prompt_cache[prompt]
 
-    def windows(self, requests: Sequence[Tuple[str, EncodedText]]) -> List[Window]:
+    def windows(self, requests: Sequence[Tuple[str, EncodedText]],
+                window: Optional[Dict[str, int]] = None) -> List[Window]:
+        """The model inputs of the requests. window: {prompt: the most text sub-tokens per
+        window} for prompts read in shorter windows than max_length leaves room for."""
         windows = []
+        window = window or {}
         for i, (prompt, encoded) in enumerate(requests):
             prefix, sep, room = self._prompt_input(prompt)
+            room = min(room, window.get(prompt, room))
             for start, end in encoded.windows(room, self.stride):
                 ids = np.concatenate((prefix, encoded.ids[start:end], sep))  # build_input, prefix cached
                 windows.append(Window(i, start, ids, len(prefix) - 2))
@@ -419,9 +424,11 @@ class CortexModel:
         finally:
             self.hf_model.train(was_training)
 
-    def run(self, requests: Sequence[Tuple[str, EncodedText]]) -> List[RequestResult]:
-        """Probabilities for every (prompt, encoded context) request, batched together."""
-        windows = self.windows(requests)
+    def run(self, requests: Sequence[Tuple[str, EncodedText]],
+            window: Optional[Dict[str, int]] = None) -> List[RequestResult]:
+        """Probabilities for every (prompt, encoded context) request, batched together.
+        window: {prompt: the most text sub-tokens per window} (see `windows`)."""
+        windows = self.windows(requests, window)
         logger.debug("%d requests -> %d windows (max_length %d, stride %d)",
                      len(requests), len(windows), self.max_length, self.stride)
         cls_parts: List[List[Tuple[int, int, np.ndarray]]] = [[] for _ in requests]
@@ -447,9 +454,10 @@ class CortexModel:
             results.append(RequestResult(cls_probs, token_probs, encoded, sizes))
         return results
 
-    def run_texts(self, pairs: Iterable[Tuple[str, str]]) -> List[RequestResult]:
+    def run_texts(self, pairs: Iterable[Tuple[str, str]],
+                  window: Optional[Dict[str, int]] = None) -> List[RequestResult]:
         """Like run, for (prompt, text) pairs; each distinct text is tokenized once."""
         pairs = list(pairs)
         texts = list(dict.fromkeys(text for _, text in pairs))
         encoded = dict(zip(texts, self.encode_texts(texts)))
-        return self.run([(prompt, encoded[text]) for prompt, text in pairs])
+        return self.run([(prompt, encoded[text]) for prompt, text in pairs], window)

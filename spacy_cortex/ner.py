@@ -10,7 +10,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from . import api
-from .decoding import SPAN_THRESHOLD, threshold_spans
+from .decoding import SPAN_THRESHOLD, SPAN_WINDOW, check_threshold, check_window, threshold_spans
 from .pipeline import CortexTask, LabelPromptTask, make_span, make_task_component
 from .registry import tasks
 from .templates import label_prompts, label_words, task_template, with_article
@@ -20,10 +20,11 @@ Subtypes = FrozenSet[Tuple[str, str]]
 
 class NERTask(LabelPromptTask):
     def __init__(self, prompts: Dict[str, str], threshold: float, spans_key: Optional[str],
-                 prefer_specific: bool = True):
-        if not 0.0 < threshold < 1.0:  # 0 would mark every word, 1 none
-            raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
+                 prefer_specific: bool = True, window: Optional[int] = SPAN_WINDOW):
+        check_threshold(threshold)
+        check_window(window)
         super().__init__(prompts, threshold)
+        self.window = window
         self.spans_key = spans_key
         self.prefer_specific = prefer_specific
         self.subtypes: Subtypes = frozenset()
@@ -133,6 +134,7 @@ def make_ner_task(
     threshold: float = SPAN_THRESHOLD,
     spans_key: Optional[str] = None,
     prefer_specific: bool = True,
+    window: Optional[int] = SPAN_WINDOW,
 ) -> NERTask:
     if prompt is not None or label is not None:
         if labels:
@@ -141,7 +143,7 @@ def make_ner_task(
             raise ValueError("The short form needs both `prompt` and `label`")
         labels = {label: prompt}
     prompts = label_prompts(labels, template, "ner")
-    return NERTask(prompts, threshold, spans_key, prefer_specific)
+    return NERTask(prompts, threshold, spans_key, prefer_specific, window)
 
 
 @Language.factory(
@@ -149,7 +151,8 @@ def make_ner_task(
     assigns=["doc.ents", "doc.spans", "span._.cortex_score"],
     default_config={
         "labels": None, "prompt": None, "label": None, "template": None,
-        "threshold": SPAN_THRESHOLD, "spans_key": None, "prefer_specific": True, "upstream": "cortex",
+        "threshold": SPAN_THRESHOLD, "spans_key": None, "prefer_specific": True, "window": SPAN_WINDOW,
+        "upstream": "cortex",
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0},
 )
@@ -163,6 +166,7 @@ def make_cortex_ner(
     threshold: float,
     spans_key: Optional[str],
     prefer_specific: bool,
+    window: Optional[int],
     upstream: str,
 ) -> CortexTask:
     """Zero-shot NER: each label is found by its own prompt.
@@ -178,7 +182,11 @@ def make_cortex_ner(
         judges "This is a writer." against "This is a person." (label names read as in
         prompts). Judged once per model for all label pairs, when the first batch is decoded
         (a model fine-tuned in place keeps that first judgement).
+    window: the most text sub-tokens each prompt reads at once (default 64; null: as many
+        as the cortex model's max_length leaves). A long text is read in overlapping windows
+        of about this size, cut at sentence ends; shorter windows find more of the entities
+        of a long paragraph than the 384-token inputs QA uses (see the model card).
     upstream: name of the cortex component (added if missing).
     """
-    build = lambda: make_ner_task(labels, prompt, label, template, threshold, spans_key, prefer_specific)
+    build = lambda: make_ner_task(labels, prompt, label, template, threshold, spans_key, prefer_specific, window)
     return make_task_component(nlp, name, upstream, build)

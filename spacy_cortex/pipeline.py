@@ -128,13 +128,20 @@ class Cortex(Pipe):
         """Run the prompts every listener needs for every doc in one batched call."""
         per_task = [task.batch_prompts(docs) for task in listeners]
         prompts = [sorted(set().union(*doc_prompts)) for doc_prompts in zip(*per_task)] if per_task else [[] for _ in docs]
+        window: Dict[str, int] = {}
+        for task, task_prompts in zip(listeners, per_task):
+            if task.window is not None:  # a prompt two tasks ask is read in the shorter window
+                for prompt in set().union(*task_prompts):
+                    window[prompt] = min(window.get(prompt, task.window), task.window)
         logger.debug("%s: %d docs for %s", self.name, len(docs), [task.name for task in listeners])
-        for doc, results in zip(docs, self.run(docs, prompts)):
+        for doc, results in zip(docs, self.run(docs, prompts, window)):
             doc._.set(RESULTS_ATTR, results)
 
     def run(
-        self, docs: Sequence[Doc], prompts: Sequence[Sequence[str]]
+        self, docs: Sequence[Doc], prompts: Sequence[Sequence[str]], window: Optional[Dict[str, int]] = None
     ) -> List[Dict[str, RequestResult]]:
+        """{prompt: result} per doc for the prompts asked of it; window: {prompt: the most
+        text sub-tokens per window} (CortexModel.windows)."""
         model = self.model
         requests, owners = [], []
         asked = [i for i, doc_prompts in enumerate(prompts) if doc_prompts]
@@ -146,7 +153,7 @@ class Cortex(Pipe):
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s: prompts run: %s", self.name, sorted({p for ps in prompts for p in ps}))
         outputs: List[Dict[str, RequestResult]] = [{} for _ in docs]
-        for (i, prompt), result in zip(owners, model.run(requests)):
+        for (i, prompt), result in zip(owners, model.run(requests, window)):
             outputs[i][prompt] = result
         return outputs
 
@@ -213,7 +220,12 @@ def ensure_cortex(nlp: Language, upstream: str) -> None:
 
 
 class Task:
-    """What every task shares: a hook to look at the shared model before decoding."""
+    """What every task shares: a hook to look at the shared model before decoding, and the
+    window its prompts read the text in."""
+
+    # The most text sub-tokens per window for this task's prompts (None: as many as the
+    # model's max_length leaves beside the prompt).
+    window: Optional[int] = None
 
     def prepare(self, model) -> None:
         """Called with the shared CortexModel before each batch is decoded; most tasks
@@ -255,6 +267,12 @@ class CortexTask(Pipe):
 
     def batch_prompts(self, docs: Sequence[Doc]) -> List[List[str]]:
         return self.task.batch_prompts(docs, self.cortex().model)
+
+    @property
+    def window(self) -> Optional[int]:
+        """The most text sub-tokens per window for this component's prompts (None: the
+        model's max_length decides)."""
+        return self.task.window
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -318,7 +336,8 @@ class CortexTask(Pipe):
                 missing_prompts.append(needed)
         if not missing_docs:
             return
-        for doc, results in zip(missing_docs, self.cortex().run(missing_docs, missing_prompts)):
+        window = None if self.window is None else {p: self.window for ps in missing_prompts for p in ps}
+        for doc, results in zip(missing_docs, self.cortex().run(missing_docs, missing_prompts, window)):
             merged = dict(doc._.get(RESULTS_ATTR) or {})
             merged.update(results)
             doc._.set(RESULTS_ATTR, merged)

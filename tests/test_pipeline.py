@@ -702,3 +702,54 @@ def test_spacy_apply_runs_a_cortex_pipeline(tiny_checkpoint, tmp_path):
     expected = [nlp(t).cats for t in texts]
     for doc, cats in zip(docs, expected):
         assert doc.cats == pytest.approx(cats, abs=1e-5)
+
+
+def window_sizes(model, monkeypatch):
+    """{prompt: the largest text slice of a window}, recorded on every CortexModel.windows call."""
+    sizes = {}
+    original = CortexModel.windows
+
+    def windows(self, requests, window=None):
+        made = original(self, requests, window)
+        for w in made:
+            prompt = requests[w.request][0]
+            sizes[prompt] = max(sizes.get(prompt, 0), len(w.input_ids) - w.context_offset - 1)
+        return made
+
+    monkeypatch.setattr(CortexModel, "windows", windows)
+    return sizes
+
+
+def test_ner_reads_long_texts_in_its_own_window(make_nlp, positive_checkpoint, monkeypatch):
+    nlp = make_nlp(positive_checkpoint, ner={"labels": ["drug"], "window": 40}, qa=False)
+    sizes = window_sizes(nlp.get_pipe("cortex").model, monkeypatch)
+    doc = nlp(big_text(400))
+    [ner_prompt] = nlp.get_pipe("cortex_ner").label_prompts.values()
+    assert 30 <= sizes.pop(ner_prompt) <= 40
+    assert sizes and all(size > 40 for size in sizes.values())  # textcat keeps the model's room
+    # the model marks every word: the windows' spans merge into one over the whole text
+    assert [(e.start, e.end) for e in doc.ents] == [(0, len(doc))]
+
+
+def test_a_prompt_two_tasks_ask_is_read_in_the_shorter_window(make_nlp, tiny_checkpoint, monkeypatch):
+    nlp = make_nlp(tiny_checkpoint, ner={"labels": ["drug"], "window": 64}, textcat=False, qa=False)
+    nlp.add_pipe("cortex_ner", name="ner2", config={"labels": ["drug"], "window": 32, "spans_key": "drugs"})
+    sizes = window_sizes(nlp.get_pipe("cortex").model, monkeypatch)
+    nlp(big_text(400))
+    assert list(sizes) == list(nlp.get_pipe("ner2").label_prompts.values())
+    assert max(sizes.values()) <= 32
+
+
+def test_a_doc_that_skipped_cortex_is_read_in_the_task_window(make_nlp, tiny_checkpoint, monkeypatch):
+    nlp = make_nlp(tiny_checkpoint, ner={"labels": ["drug"], "window": 32}, textcat=False, qa=False)
+    sizes = window_sizes(nlp.get_pipe("cortex").model, monkeypatch)
+    nlp.get_pipe("cortex_ner")(nlp.make_doc(big_text(400)))  # fill_missing runs the prompts
+    assert 16 <= max(sizes.values()) <= 32
+
+
+def test_ner_window_null_uses_the_model_room(make_nlp, tiny_checkpoint, monkeypatch):
+    nlp = make_nlp(tiny_checkpoint, ner={"labels": ["drug"], "window": None}, textcat=False, qa=False,
+                   max_length=128, stride=32)
+    sizes = window_sizes(nlp.get_pipe("cortex").model, monkeypatch)
+    nlp(big_text(400))
+    assert 64 < max(sizes.values()) <= 128

@@ -379,12 +379,20 @@ def eval_long_text(ev: Evaluator) -> dict:
                   "agreement F1 of exact character spans (paragraphs as reference)", counts=counts)
 
 
-def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
+def eval_ner(ev: Evaluator, path: str, scheme: str, default: int, joined: int = 1) -> dict:
+    """Entity F1 on n sentences of a BIO file, each its own doc (joined=1: a random subset),
+    or the first n sentences in file order joined `joined` at a time into one paragraph doc
+    (words and sentences separated by spaces: long texts without line breaks)."""
     spec = eval_labels()["ner"][scheme]
     sentences = read_bio(ev.raw / path, spec.get("tags"))
     labels = {t[2:] for _, tags in sentences for t in tags if t != "O"}  # all labels of the full set
     names = ner_label_names(scheme, labels)  # labels are given by name, as users would
-    rows = ev.rows(sentences, default)
+    if joined == 1:
+        rows = ev.rows(sentences, default)
+    else:
+        first = sentences[: ev.n(default)]
+        rows = [([w for words, _ in part for w in words], [t for _, tags in part for t in tags])
+                for part in (first[i : i + joined] for i in range(0, len(first), joined))]
     config = {"labels": sorted(names.values()), **ev.ner_config}
     preds = ev.run_component("cortex_ner", config, [ev.words_doc(w) for w, _ in rows])
     examples = [Example(p, ev.words_doc(w, [rename_tag(t, names) for t in tags])) for p, (w, tags) in zip(preds, rows)]
@@ -392,7 +400,8 @@ def eval_ner(ev: Evaluator, path: str, scheme: str, default: int) -> dict:
     per_type = {k: v["f"] for k, v in sorted((scores.get("ents_per_type") or {}).items())}
     return result({"ents_f": scores["ents_f"] or 0.0, "ents_p": scores["ents_p"] or 0.0,
                    "ents_r": scores["ents_r"] or 0.0}, len(rows),
-                  f"{path}; cortex_ner settings {ev.ner_config or 'default'}, every label of the set given by its name "
+                  f"{path}{'' if joined == 1 else f', first sentences in file order joined {joined} at a time'}; "
+                  f"cortex_ner settings {ev.ner_config or 'default'}, every label of the set given by its name "
                   f"({len(names)} labels); gold and predicted Docs on the given words; exact span+type "
                   "F1 (spaCy Scorer)", label_names=names, per_type_f=per_type)
 
@@ -598,6 +607,7 @@ def eval_scifact(ev: Evaluator, depth: int = 20) -> dict:
 SETS: Dict[str, Callable[[Evaluator], dict]] = {
     "squad": eval_squad,
     "conll2003": partial(eval_ner, path="conll2003/test.txt", scheme="conll", default=1000),
+    "conll2003_joined": partial(eval_ner, path="conll2003/test.txt", scheme="conll", default=1200, joined=40),
     "wikigold": partial(eval_ner, path="wikigold/wikigold.conll.txt", scheme="conll", default=1000),
     **{f"crossner_{d}": partial(eval_ner, path=f"crossner/{d}/test.txt", scheme="crossner", default=200)
        for d in CROSSNER_DOMAINS},
