@@ -10,11 +10,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .decoding import (
+    SPAN_EXTEND_THRESHOLD,
     SPAN_THRESHOLD,
     SPAN_WINDOW,
     answer_probability,
     best_span,
-    check_threshold,
+    check_thresholds,
     check_window,
     classification_probs,
     label_distribution,
@@ -64,18 +65,20 @@ def _require_text(name: str, value: str) -> str:
 
 
 def extract(texts: Texts, prompt: str, *, threshold: float = SPAN_THRESHOLD,
+            extend_threshold: Optional[float] = SPAN_EXTEND_THRESHOLD,
             window: Optional[int] = SPAN_WINDOW, model=None) -> List[List[dict]]:
     """Spans of each text that answer the prompt: [{text, start_char, end_char, score}]
-    per text (score in [0, 1]: mean inside-probability of the span's words). window: the
-    most text sub-tokens read at once (None: as many as the model's max_length leaves), as
-    cortex_ner's. Raises ValueError for an empty prompt, a threshold outside (0, 1) or a
-    window below 16 tokens."""
+    per text (score in [0, 1]: mean inside-probability of the span's words). threshold,
+    extend_threshold and window as cortex_ner's: a span holds a word reaching `threshold`
+    and extends down to `extend_threshold` (None: off); `window` is the most text sub-tokens
+    read at once (None: as many as the model's max_length leaves). Raises ValueError for an
+    empty prompt, a threshold outside (0, 1) or a window below 16 tokens."""
     _require_text("prompt", prompt)
-    check_threshold(threshold)
+    check_thresholds(threshold, extend_threshold)
     check_window(window)
     texts = _as_list(texts)
     results = _model(model).run_texts(((prompt, t) for t in texts), None if window is None else {prompt: window})
-    return [[s.as_dict(t) for s in threshold_spans(r, threshold)] for t, r in zip(texts, results)]
+    return [[s.as_dict(t) for s in threshold_spans(r, threshold, extend_threshold)] for t, r in zip(texts, results)]
 
 
 def classify(

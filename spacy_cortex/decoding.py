@@ -46,22 +46,27 @@ def trim_punctuation(text: str, words: np.ndarray, lo: int, hi: int) -> Tuple[in
     return lo, hi
 
 
-def threshold_spans(result: RequestResult, threshold: float) -> List[CharSpan]:
-    """Maximal runs of words whose inside-probability reaches the threshold, never across a
-    line break (a list of names, one per line, is one entity per line) or a pictograph,
-    edge pictographs and spaced punctuation trimmed; a span's score is the mean
-    inside-probability of its words."""
+def threshold_spans(result: RequestResult, threshold: float,
+                    extend_threshold: Optional[float] = None) -> List[CharSpan]:
+    """Maximal runs of words whose inside-probability reaches `extend_threshold` and that hold
+    a word reaching `threshold` (hysteresis thresholding, as in Canny edge detection: a span
+    is found by its strongest word and keeps a first name or an article the model is less
+    sure of; None or a value not below `threshold`: every word must reach `threshold`).
+    Runs never cross a line break (a list of names, one per line, is one entity per line) or
+    a pictograph; edge pictographs and spaced punctuation are trimmed. A span's score is the
+    mean inside-probability of its words, in [0, 1]."""
     inside = result.word_probs()[:, POSITIVE]
+    low = threshold if extend_threshold is None else min(extend_threshold, threshold)
     words = result.encoded.word_spans
     text = result.encoded.text
     breaks = result.encoded.span_breaks
     spans = []
     start = None
     for i in range(len(inside) + 1):
-        active = i < len(inside) and inside[i] >= threshold
+        active = i < len(inside) and inside[i] >= low
         if start is not None and (not active or breaks[i]):
             lo, hi = trim_punctuation(text, words, start, i)
-            if lo < hi:
+            if lo < hi and inside[start:i].max() >= threshold:
                 score = float(inside[lo:hi].mean())
                 spans.append(CharSpan(int(words[lo, 0]), int(words[hi - 1, 1]), score))
             start = None
@@ -89,11 +94,15 @@ def span_probability(result: RequestResult, start_char: int, end_char: int) -> f
 # (see the model card), not on any evaluation set.
 ANSWER_LOG_ODDS_BIAS = -2.0
 
-# Default per-word inside-probability for threshold spans (cortex_ner, api.extract): the
-# best threshold on the CrossNER dev sets, the zero-shot domains (`python -m
-# spacy_cortex.evaluation.tune`, cortex-mini-en v3: 29.4 at 0.7, 29.5 at 0.8, 29.0 at 0.85,
-# 27.0 at 0.9; WNUT-17 dev, whose types are trained, rises further: 42.0 / 46.1 / 49.1 / 51.7).
+# Defaults of threshold spans (cortex_ner, api.extract): a span needs a word whose
+# inside-probability reaches SPAN_THRESHOLD and extends over its neighbours down to
+# SPAN_EXTEND_THRESHOLD. Chosen by `python -m spacy_cortex.evaluation.tune` on cortex-mini-en
+# v3 as the best pair on the CrossNER dev sets, the zero-shot domains (average F1 29.4 at
+# 0.7 alone, 29.5 at 0.8 alone, 31.0 at 0.8 / 0.7, 30.7 at 0.8 / 0.6, 29.4 at 0.8 / 0.5,
+# 30.9 at 0.9 / 0.7); WNUT-17 dev, whose types are trained, agrees at 0.8 (46.1 alone, 46.5
+# at 0.8 / 0.7) and rises further at 0.9 (51.8 alone).
 SPAN_THRESHOLD = 0.8
+SPAN_EXTEND_THRESHOLD = 0.7
 
 # Default for the most text sub-tokens a span-extraction prompt reads at once (cortex_ner,
 # api.extract). The model was trained on sentences; in one 384-token window over a long
@@ -104,10 +113,13 @@ SPAN_THRESHOLD = 0.8
 SPAN_WINDOW = 64
 
 
-def check_threshold(threshold: float) -> None:
-    """ValueError unless 0 < threshold < 1 (0 would mark every word, 1 none)."""
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
+def check_thresholds(threshold: float, extend_threshold: Optional[float]) -> None:
+    """ValueError unless 0 < threshold < 1 (0 would mark every word, 1 none) and
+    extend_threshold is None or also in (0, 1)."""
+    for name, value in (("threshold", threshold), ("extend_threshold", extend_threshold)):
+        if (value is not None or name == "threshold") and not (
+                isinstance(value, (int, float)) and 0.0 < value < 1.0):
+            raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {value!r}")
 
 
 def check_window(window: Optional[int]) -> None:

@@ -10,7 +10,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from . import api
-from .decoding import SPAN_THRESHOLD, SPAN_WINDOW, check_threshold, check_window, threshold_spans
+from .decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW, check_thresholds, check_window, threshold_spans
 from .pipeline import CortexTask, LabelPromptTask, make_span, make_task_component
 from .registry import tasks
 from .templates import label_prompts, label_words, task_template, with_article
@@ -20,10 +20,12 @@ Subtypes = FrozenSet[Tuple[str, str]]
 
 class NERTask(LabelPromptTask):
     def __init__(self, prompts: Dict[str, str], threshold: float, spans_key: Optional[str],
-                 prefer_specific: bool = True, window: Optional[int] = SPAN_WINDOW):
-        check_threshold(threshold)
+                 prefer_specific: bool = True, window: Optional[int] = SPAN_WINDOW,
+                 extend_threshold: Optional[float] = SPAN_EXTEND_THRESHOLD):
+        check_thresholds(threshold, extend_threshold)
         check_window(window)
         super().__init__(prompts, threshold)
+        self.extend_threshold = extend_threshold
         self.window = window
         self.spans_key = spans_key
         self.prefer_specific = prefer_specific
@@ -51,7 +53,7 @@ class NERTask(LabelPromptTask):
     def find_spans(self, doc: Doc, results) -> List[Span]:
         spans = []
         for label in self.labels:
-            for found in threshold_spans(results[self.label_prompts[label]], self.threshold):
+            for found in threshold_spans(results[self.label_prompts[label]], self.threshold, self.extend_threshold):
                 spans.append(make_span(doc, found.start_char, found.end_char, label, found.score))
         return spans
 
@@ -135,6 +137,7 @@ def make_ner_task(
     spans_key: Optional[str] = None,
     prefer_specific: bool = True,
     window: Optional[int] = SPAN_WINDOW,
+    extend_threshold: Optional[float] = SPAN_EXTEND_THRESHOLD,
 ) -> NERTask:
     if prompt is not None or label is not None:
         if labels:
@@ -143,7 +146,7 @@ def make_ner_task(
             raise ValueError("The short form needs both `prompt` and `label`")
         labels = {label: prompt}
     prompts = label_prompts(labels, template, "ner")
-    return NERTask(prompts, threshold, spans_key, prefer_specific, window)
+    return NERTask(prompts, threshold, spans_key, prefer_specific, window, extend_threshold)
 
 
 @Language.factory(
@@ -151,7 +154,8 @@ def make_ner_task(
     assigns=["doc.ents", "doc.spans", "span._.cortex_score"],
     default_config={
         "labels": None, "prompt": None, "label": None, "template": None,
-        "threshold": SPAN_THRESHOLD, "spans_key": None, "prefer_specific": True, "window": SPAN_WINDOW,
+        "threshold": SPAN_THRESHOLD, "extend_threshold": SPAN_EXTEND_THRESHOLD, "spans_key": None,
+        "prefer_specific": True, "window": SPAN_WINDOW,
         "upstream": "cortex",
     },
     default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0},
@@ -164,6 +168,7 @@ def make_cortex_ner(
     label: Optional[str],
     template: Optional[str],
     threshold: float,
+    extend_threshold: Optional[float],
     spans_key: Optional[str],
     prefer_specific: bool,
     window: Optional[int],
@@ -174,7 +179,11 @@ def make_cortex_ner(
     labels: list of labels (prompt from `template`) or {label: prompt}.
     prompt + label: the short form for a single entity type.
     template: prompt template with {label} (default in templates/tasks.json).
-    threshold: minimum per-word probability of being inside an entity.
+    threshold: a span needs a word whose probability of being inside an entity reaches
+        this (default 0.8, chosen on the CrossNER dev sets).
+    extend_threshold: a span extends over its neighbouring words down to this probability
+        (default 0.7; null: every word must reach `threshold`), so that a first name or
+        the word of a long name the model is less sure of stays in the span.
     spans_key: None writes Doc.ents (overlaps resolved by score, existing ents kept);
         a key writes Doc.spans[key] keeping every span.
     prefer_specific: when several labels find exactly the same span in Doc.ents, the label
@@ -188,5 +197,6 @@ def make_cortex_ner(
         of a long paragraph than the 384-token inputs QA uses (see the model card).
     upstream: name of the cortex component (added if missing).
     """
-    build = lambda: make_ner_task(labels, prompt, label, template, threshold, spans_key, prefer_specific, window)
+    build = lambda: make_ner_task(labels, prompt, label, template, threshold, spans_key, prefer_specific, window,
+                                  extend_threshold)
     return make_task_component(nlp, name, upstream, build)

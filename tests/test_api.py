@@ -238,6 +238,7 @@ def test_classify_none_label(model):
     (lambda m: extract("text", "Which drug?", threshold=0.0, model=m), "threshold"),
     (lambda m: extract("text", "  ", model=m), "prompt"),
     (lambda m: extract("text", "Which drug?", window=4, model=m), "window"),
+    (lambda m: extract("text", "Which drug?", extend_threshold=0.0, model=m), "extend_threshold"),
     (lambda m: answer("", "context", model=m), "question"),
     (lambda m: answer("Who?", "context", max_answer_words=0, model=m), "max_answer_words"),
     (lambda m: rank(" ", ["a"], model=m), "query"),

@@ -65,6 +65,17 @@ def test_threshold_spans_runs_and_scores():
     assert threshold_spans(r, 0.95) == []
 
 
+def test_threshold_spans_extend_over_weaker_neighbours():
+    """Hysteresis: a run of words reaching extend_threshold is a span when one of its words
+    reaches threshold."""
+    r = make_result(WORDS, [0.75, 0.9, 0.1, 0.75, 0.72, 0.2, 0.95])
+    assert texts(r, threshold_spans(r, 0.8)) == ["bb", "gg"]
+    assert texts(r, threshold_spans(r, 0.8, 0.7)) == ["aa bb", "gg"]  # "dd ee" holds no word at 0.8
+    assert [s.score for s in threshold_spans(r, 0.8, 0.7)] == pytest.approx([0.825, 0.95], abs=1e-6)
+    assert threshold_spans(r, 0.8, 0.9) == threshold_spans(r, 0.8)  # not below threshold: off
+    assert texts(r, threshold_spans(r, 0.8, 0.05)) == ["aa bb cc dd ee ff gg"]
+
+
 def test_threshold_spans_whole_text_and_boundaries():
     r = make_result(WORDS, [0.9] * len(WORDS))
     spans = threshold_spans(r, 0.5)

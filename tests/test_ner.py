@@ -230,6 +230,8 @@ def test_short_form_prompt_and_label(positive_checkpoint):
         ({"labels": ["X"], "threshold": 1.5}, "threshold"),
         ({"labels": ["X"], "threshold": 0.0}, "threshold"),
         ({"labels": ["X"], "threshold": -0.2}, "threshold"),
+        ({"labels": ["X"], "extend_threshold": 1.0}, "extend_threshold"),
+        ({"labels": ["X"], "extend_threshold": "low"}, "extend_threshold"),
         ({"labels": ["X"], "window": 8}, "window"),
         ({"labels": ["X"], "window": 100.5}, "window"),
         ({"labels": ["X"], "window": True}, "window"),

@@ -24,7 +24,7 @@ from spacy.scorer import Scorer
 from spacy.training import Example
 from wasabi import msg
 
-from ..decoding import best_span
+from ..decoding import SPAN_WINDOW, best_span
 from .evaluate import CROSSNER_DOMAINS, Evaluator, eval_labels, ner_label_names, read_bio
 from ..ner import NERTask
 from ..qa import exact_match, token_f1
@@ -35,6 +35,7 @@ app = typer.Typer(add_completion=False)
 
 BIASES = (-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0)
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # a confident model peaks high
+EXTEND_THRESHOLDS = (None, 0.5, 0.6, 0.7)  # each with the thresholds above it
 NER_TEMPLATES = ("{label}", "Find all {label} mentioned in the text.")
 WNUT_NAMES = {"person": "person", "location": "location", "corporation": "company",
               "product": "product", "creative-work": "creative work", "group": "group"}
@@ -71,12 +72,14 @@ def sweep_ner(ev: Evaluator, sentences: Sequence, template: str, names: Dict[str
     prompts = label_prompts(list(names.values()), template, "ner")
     by_tag = {tag: prompts[name] for tag, name in names.items()}
     texts = [ev.words_doc(words).text for words, _ in sentences]
-    flat = ev.model.run_texts((p, text) for text in texts for p in by_tag.values())
+    flat = ev.model.run_texts(((p, text) for text in texts for p in by_tag.values()),
+                              {p: SPAN_WINDOW for p in by_tag.values()})  # as cortex_ner reads them
     n = len(by_tag)
     per_doc = [dict(zip(by_tag.values(), flat[i * n : (i + 1) * n])) for i in range(len(texts))]
     table = []
-    for threshold, prefer_specific in itertools.product(THRESHOLDS, (False, True)):
-        task = NERTask(by_tag, threshold, spans_key=None, prefer_specific=prefer_specific)
+    settings = [(t, e) for t in THRESHOLDS for e in EXTEND_THRESHOLDS if e is None or e < t]
+    for (threshold, extend), prefer_specific in itertools.product(settings, (False, True)):
+        task = NERTask(by_tag, threshold, spans_key=None, prefer_specific=prefer_specific, extend_threshold=extend)
         task.prepare(ev.model)
         examples = []
         for results, (words, tags) in zip(per_doc, sentences):
@@ -84,7 +87,8 @@ def sweep_ner(ev: Evaluator, sentences: Sequence, template: str, names: Dict[str
             task.apply(pred, results)  # what cortex_ner writes to Doc.ents
             examples.append(Example(pred, ev.words_doc(words, tags)))
         scores = Scorer.score_spans(examples, "ents")
-        table.append({"template": template, "threshold": threshold, "prefer_specific": prefer_specific,
+        table.append({"template": template, "threshold": threshold, "extend_threshold": extend,
+                      "prefer_specific": prefer_specific,
                       "p": scores["ents_p"] or 0.0,
                       "r": scores["ents_r"] or 0.0, "f": scores["ents_f"] or 0.0})
     return table
@@ -103,14 +107,16 @@ def sweep_crossner_dev(ev: Evaluator, raw_dir: Path, template: str, sentences: i
 
 
 def ner_table(rows: List[dict], title: str) -> None:
-    msg.table([(r["template"], r["threshold"], r["prefer_specific"], *(f"{100 * r[k]:.1f}" for k in "prf"))
-               for r in rows], header=("template", "threshold", "specific", "P", "R", "F"), divider=True, title=title)
+    msg.table([(r["template"], r["threshold"], r["extend_threshold"], r["prefer_specific"],
+                *(f"{100 * r[k]:.1f}" for k in "prf")) for r in rows],
+              header=("template", "threshold", "extend", "specific", "P", "R", "F"), divider=True, title=title)
 
 
 def best_ner(rows: List[dict], where: str) -> str:
     best = max(rows, key=lambda r: r["f"])
     return (f"{where}: best NER template {best['template']!r} at threshold {best['threshold']}, "
-            f"prefer_specific {best['prefer_specific']} (F1 {100 * best['f']:.1f})")
+            f"extend_threshold {best['extend_threshold']}, prefer_specific {best['prefer_specific']} "
+            f"(F1 {100 * best['f']:.1f})")
 
 
 @app.command()

@@ -160,6 +160,23 @@ def test_ner_settings_reach_cortex_ner(tiny_checkpoint, tmp_path, monkeypatch):
     assert not (tmp_path / "bad.json").exists()
 
 
+def test_joined_ner_reads_sentences_in_file_order_as_paragraphs(positive_checkpoint, monkeypatch):
+    """conll2003_joined: the first sentences joined `joined` at a time into one doc, in
+    file order."""
+    sentences = E.read_bio(FIXTURES / "conll2003" / "test.txt")
+    seen = []
+    real = E.Evaluator.run_component
+    monkeypatch.setattr(E.Evaluator, "run_component",
+                        lambda self, factory, config, docs: seen.extend(docs) or real(self, factory, config, docs))
+    ev = E.Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32")
+    report = E.eval_ner(ev, "conll2003/test.txt", "conll", default=len(sentences), joined=2)
+    assert report["n"] == math.ceil(len(sentences) / 2)
+    assert [d.text for d in seen] == [" ".join(w for words, _ in sentences[i : i + 2] for w in words)
+                                      for i in range(0, len(sentences), 2)]
+    assert "joined 2 at a time" in report["protocol"]
+    assert report["metrics"]["ents_f"] == 0.0  # one span over each whole doc matches no gold entity
+
+
 def test_long_text_agreement(positive_checkpoint):
     """A model that marks every word: each paragraph is one span. Joined by blank or line
     breaks the paragraphs keep their spans (agreement 1.0); joined by spaces they become one
