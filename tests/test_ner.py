@@ -139,11 +139,14 @@ def test_resolve_overlaps_specificity_cycles_and_existing_ents():
 
 
 def entail_stub(kinds):
-    """api.entail stand-in: "This is a X." implies "This is a Y." for (X, Y) in kinds."""
+    """api.entail stand-in: "This is a X." implies "This is a Y." for (X, Y) in kinds (a set:
+    P(entailment) 0.9, else 0.1; a dict: its values, else 0.1)."""
+    probs = kinds if isinstance(kinds, dict) else dict.fromkeys(kinds, 0.9)
+
     def entail(premises, hypotheses, model=None):
         entail.calls += 1
         noun = lambda s: s.split(" ", 3)[3].rstrip(".")
-        return [{"entailment": 0.9 if (noun(p), noun(h)) in kinds else 0.1} for p, h in zip(premises, hypotheses)]
+        return [{"entailment": probs.get((noun(p), noun(h)), 0.1)} for p, h in zip(premises, hypotheses)]
     entail.calls = 0
     return entail
 
@@ -155,6 +158,14 @@ def test_label_subtypes_are_one_way_implications(monkeypatch):
     # label names read as in prompts ("COUNTRY" -> "country"); a two-way implication is no
     # subtype; "an organization" gets its article
     assert label_subtypes(labels, model=None) == {("writer", "person"), ("organization", "person")}
+
+
+def test_label_subtypes_take_the_stronger_direction(monkeypatch):
+    """Both directions above 0.5: the stronger one is the subtype relation; equal: none."""
+    kinds = {("writer", "person"): 0.97, ("person", "writer"): 0.58,
+             ("country", "location"): 0.8, ("location", "country"): 0.8}
+    monkeypatch.setattr(ner_module.api, "entail", entail_stub(kinds))
+    assert label_subtypes(["person", "writer", "country", "location"], model=None) == {("writer", "person")}
 
 
 class FakeModel:  # weakly referenced, as the real one
