@@ -78,8 +78,11 @@ def sweep_ner(ev: Evaluator, sentences: Sequence, template: str, names: Dict[str
     per_doc = [dict(zip(by_tag.values(), flat[i * n : (i + 1) * n])) for i in range(len(texts))]
     table = []
     settings = [(t, e) for t in THRESHOLDS for e in EXTEND_THRESHOLDS if e is None or e < t]
+    # one task per prefer_specific, so that the labels' subtypes are judged once, not per setting
+    tasks = {specific: NERTask(by_tag, 0.5, spans_key=None, prefer_specific=specific) for specific in (False, True)}
     for (threshold, extend), prefer_specific in itertools.product(settings, (False, True)):
-        task = NERTask(by_tag, threshold, spans_key=None, prefer_specific=prefer_specific, extend_threshold=extend)
+        task = tasks[prefer_specific]
+        task.threshold, task.extend_threshold = threshold, extend
         task.prepare(ev.model)
         examples = []
         for results, (words, tags) in zip(per_doc, sentences):
