@@ -96,12 +96,12 @@ ANSWER_LOG_ODDS_BIAS = -2.0
 
 # Defaults of threshold spans (cortex_ner, api.extract): a span needs a word whose
 # inside-probability reaches SPAN_THRESHOLD and extends over its neighbours down to
-# SPAN_EXTEND_THRESHOLD. Chosen by `python -m spacy_cortex.evaluation.tune` on cortex-mini-en
-# v3 as the best pair on the CrossNER dev sets, the zero-shot domains (average F1 29.4 at
-# 0.7 alone, 29.5 at 0.8 alone, 31.0 at 0.8 / 0.7, 30.7 at 0.8 / 0.6, 29.4 at 0.8 / 0.5,
-# 30.9 at 0.9 / 0.7); WNUT-17 dev, whose types are trained, agrees at 0.8 (46.1 alone, 46.5
-# at 0.8 / 0.7) and rises further at 0.9 (51.8 alone).
-SPAN_THRESHOLD = 0.8
+# SPAN_EXTEND_THRESHOLD. The best pair of `python -m spacy_cortex.evaluation.tune` on the
+# CrossNER dev sets, the zero-shot domains (cortex-mini-en v3, prefer_specific on; average
+# F1 31.7 at 0.7 alone, 32.5 at 0.8 alone, 33.8 at 0.8 / 0.7, 34.6 at 0.85 / 0.7, 34.0 at
+# 0.85 / 0.6, 34.4 at 0.9 / 0.7); WNUT-17 dev, whose types are trained, agrees against 0.8
+# (49.0 at 0.85 / 0.7, 46.1 at 0.8 / 0.7) and rises further at 0.9 (51.6 alone).
+SPAN_THRESHOLD = 0.85
 SPAN_EXTEND_THRESHOLD = 0.7
 
 # Default for the most text sub-tokens a span-extraction prompt reads at once (cortex_ner,

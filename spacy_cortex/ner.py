@@ -184,7 +184,7 @@ def make_cortex_ner(
     prompt + label: the short form for a single entity type.
     template: prompt template with {label} (default in templates/tasks.json).
     threshold: a span needs a word whose probability of being inside an entity reaches
-        this (default 0.8, chosen on the CrossNER dev sets).
+        this (default 0.85, chosen on the CrossNER dev sets).
     extend_threshold: a span extends over its neighbouring words down to this probability
         (default 0.7; null: every word must reach `threshold`), so that a first name or
         the word of a long name the model is less sure of stays in the span.
