@@ -107,9 +107,9 @@ SPAN_EXTEND_THRESHOLD = 0.7
 # Default for the most text sub-tokens a span-extraction prompt reads at once (cortex_ner,
 # api.extract). The model was trained on sentences; in one 384-token window over a long
 # paragraph it marks fewer of the entities it finds in each sentence alone. CoNLL-2003 test
-# sentences joined 40 at a time (`evaluate --sets conll2003_joined`, v3): entity F1 66.0 in
-# whole 384-token windows, 74.7 in 128-token ones, 78.2 in 64 (82.7 for the same sentences one by one),
-# at about 1.2x / 1.36x the time on such paragraphs; single sentences are unchanged.
+# sentences joined 40 at a time (`evaluate --sets conll2003_joined`, v3): entity F1 65.2 in
+# whole 384-token windows, 73.5 in 128-token ones, 78.1 in 64 (82.8 for the same sentences
+# one by one), at about 1.2x / 1.36x the time on such paragraphs; short texts are unchanged.
 SPAN_WINDOW = 64
 
 
