@@ -170,7 +170,7 @@ def test_shortlist_asks_only_the_closest_labels(varied_checkpoint):
     model, task = nlp.get_pipe("cortex").model, nlp.get_pipe("cortex_textcat").task
     asked = []
     real_run = model.run
-    model.run = lambda requests: asked.append(len(requests)) or real_run(requests)
+    model.run = lambda requests, window=None: asked.append(len(requests)) or real_run(requests, window)
     docs = list(nlp.pipe(SHORTLIST_TEXTS, batch_size=8))
     assert asked == [2 * len(SHORTLIST_TEXTS)]  # one run for the batch, 2 prompts per doc
     ordered = sorted(labels)
