@@ -116,16 +116,19 @@ SPAN_WINDOW = 64
 def check_thresholds(threshold: float, extend_threshold: Optional[float]) -> None:
     """ValueError unless 0 < threshold < 1 (0 would mark every word, 1 none) and
     extend_threshold is None or also in (0, 1)."""
-    for name, value in (("threshold", threshold), ("extend_threshold", extend_threshold)):
-        if (value is not None or name == "threshold") and not (
-                isinstance(value, (int, float)) and 0.0 < value < 1.0):
+    checked = [("threshold", threshold)] + ([] if extend_threshold is None else [("extend_threshold", extend_threshold)])
+    for name, value in checked:
+        if not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
             raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {value!r}")
 
 
 def check_window(window: Optional[int]) -> None:
     """ValueError unless window is None or at least MIN_CONTEXT_TOKENS text sub-tokens."""
-    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < MIN_CONTEXT_TOKENS):
-        raise ValueError(f"window must be null or a whole number of at least {MIN_CONTEXT_TOKENS} tokens, got {window!r}")
+    if window is None:
+        return
+    if isinstance(window, bool) or not isinstance(window, int) or window < MIN_CONTEXT_TOKENS:
+        raise ValueError(f"window must be null or a whole number of at least {MIN_CONTEXT_TOKENS} tokens, "
+                         f"got {window!r}")
 
 
 def best_span(

@@ -89,8 +89,8 @@ def label_subtypes(labels: Sequence[str], model) -> Subtypes:
     "This is a writer." implies "This is a person." (P(entailment) > 0.5) more strongly
     than the reverse. Comparing the two directions, rather than asking that the reverse
     stay at or below 0.5, was chosen on the CrossNER dev sets (cortex-mini-en v3, threshold
-    0.8 / 0.7: average F1 33.8 against 31.0; WNUT-17 dev 46.1 against 46.5): the model
-    gives "a person is a writer" 0.58."""
+    0.8 / 0.7, a one-off sweep: average F1 33.8 against 31.0; WNUT-17 dev 46.1 against
+    46.5): the model gives "a person is a writer" 0.58."""
     template = task_template("label_statement")
     statements = {label: template.format(label=with_article(label_words(label))) for label in labels}
     pairs = list(permutations(labels, 2))
