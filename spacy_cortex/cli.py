@@ -11,7 +11,7 @@ from typing import Iterator, List, Optional
 import typer
 
 from .batch import Engine, JobSummary, LocalEngine, PipelineSpec, RejectedRecord, prepare_job
-from .decoding import SPAN_THRESHOLD
+from .decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD
 from .registry import DEFAULT_CHECKPOINT
 
 app = typer.Typer(add_completion=False, help="spacy_cortex command line",
@@ -47,7 +47,7 @@ def annotate(
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
     none_label: Optional[str] = typer.Option(None, help="Add this category for 'none of these' (one --cat alone is a yes/no question)"),
-    threshold: float = typer.Option(SPAN_THRESHOLD, help="NER span threshold"),
+    threshold: float = typer.Option(SPAN_THRESHOLD, help=f"NER: a span needs a word at this probability and extends down to {SPAN_EXTEND_THRESHOLD} (off at or below it; other cortex_ner settings: a saved --pipeline)"),
     prefer_specific: bool = typer.Option(True, help="A span found by several labels gets the most specific"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
     precision: str = typer.Option("auto", help="auto (GPU: bf16 or fp16; CPU: bf16 with native bf16, else fp32), fp32, bf16 or fp16 (GPU)"),

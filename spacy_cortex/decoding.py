@@ -1,4 +1,5 @@
 """From model probabilities to answers: spans, best answer spans and [CLS] decisions."""
+import numbers
 import unicodedata
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -118,7 +119,9 @@ def check_thresholds(threshold: float, extend_threshold: Optional[float]) -> Non
     extend_threshold is None or also in (0, 1)."""
     checked = [("threshold", threshold)] + ([] if extend_threshold is None else [("extend_threshold", extend_threshold)])
     for name, value in checked:
-        if not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+        if not 0.0 < value < 1.0:
             raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {value!r}")
 
 
@@ -126,9 +129,9 @@ def check_window(window: Optional[int]) -> None:
     """ValueError unless window is None or at least MIN_CONTEXT_TOKENS text sub-tokens."""
     if window is None:
         return
-    if isinstance(window, bool) or not isinstance(window, int) or window < MIN_CONTEXT_TOKENS:
+    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < MIN_CONTEXT_TOKENS:
         raise ValueError(f"window must be null or a whole number of at least {MIN_CONTEXT_TOKENS} tokens, "
-                         f"got {window!r}")
+                         f"got {window!r} ({type(window).__name__})")
 
 
 def best_span(

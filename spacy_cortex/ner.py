@@ -21,7 +21,10 @@ Subtypes = FrozenSet[Tuple[str, str]]
 class NERTask(LabelPromptTask):
     def __init__(self, prompts: Dict[str, str], threshold: float, spans_key: Optional[str],
                  prefer_specific: bool = True, window: Optional[int] = SPAN_WINDOW,
-                 extend_threshold: Optional[float] = SPAN_EXTEND_THRESHOLD):
+                 extend_threshold: Optional[float] = SPAN_EXTEND_THRESHOLD, named: bool = True):
+        """named: the labels are names the template made the prompts from; labels given with
+        prompts of their own may be codes ("C1", "B-PER"), so prefer_specific leaves them
+        alone."""
         check_thresholds(threshold, extend_threshold)
         check_window(window)
         super().__init__(prompts, threshold)
@@ -29,6 +32,7 @@ class NERTask(LabelPromptTask):
         self.window = window
         self.spans_key = spans_key
         self.prefer_specific = prefer_specific
+        self.named = named
         self.subtypes: Subtypes = frozenset()
         self._judged_by: Optional[weakref.ref] = None  # the model that judged self.subtypes
 
@@ -37,7 +41,7 @@ class NERTask(LabelPromptTask):
         return dict(self.__dict__, _judged_by=None)
 
     def prepare(self, model) -> None:
-        needed = self.prefer_specific and self.spans_key is None and len(self.label_prompts) > 1
+        needed = self.prefer_specific and self.named and self.spans_key is None and len(self.label_prompts) > 1
         if needed and (self._judged_by is None or self._judged_by() is not model):
             self.subtypes = label_subtypes(self.labels, model)
             self._judged_by = weakref.ref(model)  # the pipeline holds the model once, in cortex
@@ -150,7 +154,8 @@ def make_ner_task(
             raise ValueError("The short form needs both `prompt` and `label`")
         labels = {label: prompt}
     prompts = label_prompts(labels, template, "ner")
-    return NERTask(prompts, threshold, spans_key, prefer_specific, window, extend_threshold)
+    return NERTask(prompts, threshold, spans_key, prefer_specific, window, extend_threshold,
+                   named=not isinstance(labels, dict))
 
 
 @Language.factory(
@@ -186,19 +191,24 @@ def make_cortex_ner(
     threshold: a span needs a word whose probability of being inside an entity reaches
         this (default 0.85, chosen on the CrossNER dev sets).
     extend_threshold: a span extends over its neighbouring words down to this probability
-        (default 0.7; null: every word must reach `threshold`), so that a first name or
-        the word of a long name the model is less sure of stays in the span.
+        (default 0.7; null, or a value at or above `threshold`: every word must reach
+        `threshold`), so that a first name or the word of a long name the model is less
+        sure of stays in the span.
     spans_key: None writes Doc.ents (overlaps resolved by score, existing ents kept);
         a key writes Doc.spans[key] keeping every span.
     prefer_specific: when several labels find exactly the same span in Doc.ents, the label
         that is a kind of the others wins ("writer" over "person"), as the model's own NLI
         judges "This is a writer." against "This is a person." (label names read as in
-        prompts; a implies b more strongly than b implies a). Judged once per model for all label pairs, when the first batch is decoded
-        (a model fine-tuned in place keeps that first judgement).
+        prompts; a implies b more strongly than b implies a). Judged once per model for all
+        label pairs, when the first batch is decoded (a model fine-tuned in place keeps that
+        first judgement). Labels given with prompts of their own ({label: prompt}) are not
+        judged: their names may be codes.
     window: the most text sub-tokens each prompt reads at once (default 64; null: as many
         as the cortex model's max_length leaves). A long text is read in overlapping windows
         of about this size, cut at sentence ends; shorter windows find more of the entities
-        of a long paragraph than the 384-token inputs QA uses (see the model card).
+        of a long paragraph than the 384-token inputs QA uses (see the model card). A prompt
+        that another component of the pipeline also asks is read once, in the shorter of
+        the two windows (with a warning naming both).
     upstream: name of the cortex component (added if missing).
     """
     build = lambda: make_ner_task(labels, prompt, label, template, threshold, spans_key, prefer_specific, window,

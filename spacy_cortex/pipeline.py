@@ -128,11 +128,7 @@ class Cortex(Pipe):
         """Run the prompts every listener needs for every doc in one batched call."""
         per_task = [task.batch_prompts(docs) for task in listeners]
         prompts = [sorted(set().union(*doc_prompts)) for doc_prompts in zip(*per_task)] if per_task else [[] for _ in docs]
-        window: Dict[str, int] = {}
-        for task, task_prompts in zip(listeners, per_task):
-            if task.window is not None:  # a prompt two tasks ask is read in the shorter window
-                for prompt in set().union(*task_prompts):
-                    window[prompt] = min(window.get(prompt, task.window), task.window)
+        window = shared_windows(listeners, per_task)
         logger.debug("%s: %d docs for %s", self.name, len(docs), [task.name for task in listeners])
         for doc, results in zip(docs, self.run(docs, prompts, window)):
             doc._.set(RESULTS_ATTR, results)
@@ -205,6 +201,25 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
         (for torch with CUDA but no CuPy). to_disk always writes CPU tensors.
     """
     return Cortex(nlp, name, model)
+
+
+def shared_windows(listeners: Sequence["CortexTask"], per_task: Sequence[List[List[str]]]) -> Dict[str, int]:
+    """{prompt: the most text sub-tokens per window} for the prompts of tasks with a window.
+    A prompt is run once per doc, so one that two tasks ask with different windows is read
+    in the shorter (None: no limit), with a UserWarning naming both tasks."""
+    window: Dict[str, Optional[int]] = {}
+    asked_by: Dict[str, str] = {}
+    for task, task_prompts in zip(listeners, per_task):
+        for prompt in set().union(*task_prompts):
+            if prompt in asked_by and window[prompt] != task.window:
+                shorter = min(w for w in (window[prompt], task.window) if w is not None)
+                warnings.warn(f"{asked_by[prompt]!r} (window {window[prompt]}) and {task.name!r} (window "
+                              f"{task.window}) both ask {prompt!r}: it is read once, in windows of {shorter}")
+                window[prompt] = shorter
+            else:
+                window.setdefault(prompt, task.window)
+            asked_by.setdefault(prompt, task.name)
+    return {prompt: size for prompt, size in window.items() if size is not None}
 
 
 def ensure_cortex(nlp: Language, upstream: str) -> None:

@@ -6,6 +6,8 @@ from spacy_cortex.decoding import (
     CharSpan,
     answer_probability,
     best_span,
+    check_thresholds,
+    check_window,
     classification_probs,
     label_distribution,
     span_probability,
@@ -74,6 +76,20 @@ def test_threshold_spans_extend_over_weaker_neighbours():
     assert [s.score for s in threshold_spans(r, 0.8, 0.7)] == pytest.approx([0.825, 0.95], abs=1e-6)
     assert threshold_spans(r, 0.8, 0.9) == threshold_spans(r, 0.8)  # not below threshold: off
     assert texts(r, threshold_spans(r, 0.8, 0.05)) == ["aa bb cc dd ee ff gg"]
+
+
+def test_threshold_and_window_checks_name_the_problem():
+    check_thresholds(np.float32(0.9), np.float64(0.5))  # numpy numbers are numbers
+    check_window(np.int64(32))
+    for bad, message in ((("0.8", None), "threshold must be a number, got '0.8' \\(str\\)"),
+                         ((0.8, True), "extend_threshold must be a number"),
+                         ((1.0, None), "threshold must be between 0 and 1"),
+                         ((0.8, 0.0), "extend_threshold must be between 0 and 1")):
+        with pytest.raises(ValueError, match=message):
+            check_thresholds(*bad)
+    for bad in ("64", 15, 64.0, True):
+        with pytest.raises(ValueError, match="window must be null or a whole number of at least 16"):
+            check_window(bad)
 
 
 def test_threshold_spans_whole_text_and_boundaries():

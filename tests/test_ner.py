@@ -168,6 +168,18 @@ def test_label_subtypes_take_the_stronger_direction(monkeypatch):
     assert label_subtypes(["person", "writer", "country", "location"], model=None) == {("writer", "person")}
 
 
+def test_labels_with_their_own_prompts_are_not_judged(monkeypatch):
+    """{label: prompt} labels may be codes ("C1", "B-PER"): prefer_specific leaves them alone."""
+    stub = entail_stub({("c1", "c2")})
+    monkeypatch.setattr(ner_module.api, "entail", stub)
+    task = make_ner_task({"C1": "Find all cities.", "C2": "Find all countries."})
+    task.prepare(FakeModel())
+    assert task.subtypes == frozenset() and stub.calls == 0
+    named = make_ner_task(["C1", "C2"])
+    named.prepare(FakeModel())
+    assert named.subtypes == {("C1", "C2")} and stub.calls == 1
+
+
 class FakeModel:  # weakly referenced, as the real one
     pass
 

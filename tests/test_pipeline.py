@@ -15,7 +15,7 @@ from conftest import USER_NER_LABELS, WORDS
 
 from spacy_cortex import registry
 from spacy_cortex.model import CheckpointError, CortexModel
-from spacy_cortex.pipeline import RESULTS_ATTR, Cortex, CortexTask
+from spacy_cortex.pipeline import RESULTS_ATTR, Cortex, CortexTask, shared_windows
 
 TEXTS = [
     "The patient was given 20 mg atorvastatin.",
@@ -735,9 +735,17 @@ def test_a_prompt_two_tasks_ask_is_read_in_the_shorter_window(make_nlp, tiny_che
     nlp = make_nlp(tiny_checkpoint, ner={"labels": ["drug"], "window": 64}, textcat=False, qa=False)
     nlp.add_pipe("cortex_ner", name="ner2", config={"labels": ["drug"], "window": 32, "spans_key": "drugs"})
     sizes = window_sizes(nlp.get_pipe("cortex").model, monkeypatch)
-    nlp(big_text(400))
+    with pytest.warns(UserWarning, match=r"'cortex_ner' \(window 64\) and 'ner2' \(window 32\).*windows of 32"):
+        nlp(big_text(400))
     assert list(sizes) == list(nlp.get_pipe("ner2").label_prompts.values())
     assert max(sizes.values()) <= 32
+
+
+def test_shared_windows_without_a_limit_on_one_side():
+    tasks = [type("T", (), {"name": name, "window": size}) for name, size in (("a", None), ("b", 48), ("c", None))]
+    per_task = [[["p", "q"]], [["p"]], [["q", "r"]]]
+    with pytest.warns(UserWarning, match="'a' \\(window None\\) and 'b' \\(window 48\\)"):
+        assert shared_windows(tasks, per_task) == {"p": 48}
 
 
 def test_a_doc_that_skipped_cortex_is_read_in_the_task_window(make_nlp, tiny_checkpoint, monkeypatch):

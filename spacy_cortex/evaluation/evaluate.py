@@ -379,6 +379,11 @@ def eval_long_text(ev: Evaluator) -> dict:
                   "agreement F1 of exact character spans (paragraphs as reference)", counts=counts)
 
 
+def joined_note(sentences: int, joined: int) -> str:
+    return (f", its first {sentences} sentences in file order joined {joined} at a time with single spaces "
+            f"(n counts these paragraphs)")
+
+
 def eval_ner(ev: Evaluator, path: str, scheme: str, default: int, joined: int = 1) -> dict:
     """Entity F1 on n sentences of a BIO file, each its own doc (joined=1: a random subset),
     or the first n sentences in file order joined `joined` at a time into one paragraph doc
@@ -400,7 +405,7 @@ def eval_ner(ev: Evaluator, path: str, scheme: str, default: int, joined: int = 
     per_type = {k: v["f"] for k, v in sorted((scores.get("ents_per_type") or {}).items())}
     return result({"ents_f": scores["ents_f"] or 0.0, "ents_p": scores["ents_p"] or 0.0,
                    "ents_r": scores["ents_r"] or 0.0}, len(rows),
-                  f"{path}{'' if joined == 1 else f', first sentences in file order joined {joined} at a time'}; "
+                  f"{path}{'' if joined == 1 else joined_note(len(first), joined)}; "
                   f"cortex_ner settings {ev.ner_config or 'default'}, every label of the set given by its name "
                   f"({len(names)} labels); gold and predicted Docs on the given words; exact span+type "
                   "F1 (spaCy Scorer)", label_names=names, per_type_f=per_type)
@@ -672,7 +677,7 @@ def evaluate(raw_dir: Path, checkpoint: str, sets: Optional[Sequence[str]] = Non
             "ner_config": ev.ner_config,
             "seconds": round(time.time() - start, 1),
             "subsets": f"N = round(default N x limit scale); rows chosen by a seeded shuffle (seed {SEED}), "
-                       "kept in file order", "sets": results}
+                       "kept in file order (conll2003_joined: the first N sentences)", "sets": results}
 
 
 def format_metrics(metrics: Dict[str, float]) -> str:

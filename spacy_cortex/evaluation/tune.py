@@ -25,7 +25,7 @@ from spacy.training import Example
 from wasabi import msg
 
 from ..decoding import SPAN_WINDOW, best_span
-from .evaluate import CROSSNER_DOMAINS, Evaluator, eval_labels, ner_label_names, read_bio
+from .evaluate import CROSSNER_DOMAINS, Evaluator, eval_labels, ner_label_names, read_bio, rename_tag
 from ..ner import NERTask
 from ..qa import exact_match, token_f1
 from ..templates import label_prompts
@@ -68,18 +68,18 @@ def sweep_answer_bias(ev: Evaluator, rows: Sequence[dict]) -> List[dict]:
 def sweep_ner(ev: Evaluator, sentences: Sequence, template: str, names: Dict[str, str] = WNUT_NAMES) -> List[dict]:
     """The cortex_ner decoding (spans per label, overlaps resolved by score, with or without
     the most specific label winning) per threshold, the labels prompted through `template`.
-    names: {tag in the data: its name in the prompt}."""
+    names: {tag in the data: its name in the prompt}; labels are given by name, as evaluate
+    gives them (prefer_specific judges the names), and the gold tags renamed to match."""
     prompts = label_prompts(list(names.values()), template, "ner")
-    by_tag = {tag: prompts[name] for tag, name in names.items()}
     texts = [ev.words_doc(words).text for words, _ in sentences]
-    flat = ev.model.run_texts(((p, text) for text in texts for p in by_tag.values()),
-                              {p: SPAN_WINDOW for p in by_tag.values()})  # as cortex_ner reads them
-    n = len(by_tag)
-    per_doc = [dict(zip(by_tag.values(), flat[i * n : (i + 1) * n])) for i in range(len(texts))]
+    flat = ev.model.run_texts(((p, text) for text in texts for p in prompts.values()),
+                              {p: SPAN_WINDOW for p in prompts.values()})  # as cortex_ner reads them
+    n = len(prompts)
+    per_doc = [dict(zip(prompts.values(), flat[i * n : (i + 1) * n])) for i in range(len(texts))]
     table = []
     settings = [(t, e) for t in THRESHOLDS for e in EXTEND_THRESHOLDS if e is None or e < t]
     # one task per prefer_specific, so that the labels' subtypes are judged once, not per setting
-    tasks = {specific: NERTask(by_tag, 0.5, spans_key=None, prefer_specific=specific) for specific in (False, True)}
+    tasks = {specific: NERTask(prompts, 0.5, spans_key=None, prefer_specific=specific) for specific in (False, True)}
     for (threshold, extend), prefer_specific in itertools.product(settings, (False, True)):
         task = tasks[prefer_specific]
         task.threshold, task.extend_threshold = threshold, extend
@@ -88,7 +88,7 @@ def sweep_ner(ev: Evaluator, sentences: Sequence, template: str, names: Dict[str
         for results, (words, tags) in zip(per_doc, sentences):
             pred = ev.words_doc(words)
             task.apply(pred, results)  # what cortex_ner writes to Doc.ents
-            examples.append(Example(pred, ev.words_doc(words, tags)))
+            examples.append(Example(pred, ev.words_doc(words, [rename_tag(t, names) for t in tags])))
         scores = Scorer.score_spans(examples, "ents")
         table.append({"template": template, "threshold": threshold, "extend_threshold": extend,
                       "prefer_specific": prefer_specific,
