@@ -61,10 +61,11 @@ def threshold_spans(result: RequestResult, threshold: float,
     words = result.encoded.word_spans
     text = result.encoded.text
     breaks = result.encoded.span_breaks
+    joining = bridged(text, words, inside)
     spans = []
     start = None
     for i in range(len(inside) + 1):
-        active = i < len(inside) and inside[i] >= low
+        active = i < len(inside) and joining[i] >= low
         if start is not None and (not active or breaks[i]):
             lo, hi = trim_punctuation(text, words, start, i)
             if lo < hi and inside[start:i].max() >= threshold:
@@ -74,6 +75,18 @@ def threshold_spans(result: RequestResult, threshold: float,
         if active and start is None:
             start = i
     return spans
+
+
+def bridged(text: str, words: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """(n_words,) inside-probabilities where a punctuation word glued to the words on both
+    sides (the hyphen of "Jean-Claude", an apostrophe) has at least the lower of theirs: the
+    model scores such a mark low (0.54 for that hyphen) and it split one name into two."""
+    out = inside.copy()
+    for i in range(1, len(inside) - 1):
+        glued = words[i - 1, 1] == words[i, 0] and words[i, 1] == words[i + 1, 0]
+        if glued and _is_punctuation(text[words[i, 0] : words[i, 1]]):
+            out[i] = max(out[i], min(inside[i - 1], inside[i + 1]))
+    return out
 
 
 def span_probability(result: RequestResult, start_char: int, end_char: int) -> float:

@@ -6,6 +6,7 @@ from spacy_cortex.decoding import (
     CharSpan,
     answer_probability,
     best_span,
+    bridged,
     check_thresholds,
     check_window,
     classification_probs,
@@ -76,6 +77,18 @@ def test_threshold_spans_extend_over_weaker_neighbours():
     assert [s.score for s in threshold_spans(r, 0.8, 0.7)] == pytest.approx([0.825, 0.95], abs=1e-6)
     assert threshold_spans(r, 0.8, 0.9) == threshold_spans(r, 0.8)  # not below threshold: off
     assert texts(r, threshold_spans(r, 0.8, 0.05)) == ["aa bb cc dd ee ff gg"]
+
+
+def test_glued_punctuation_takes_the_lower_of_its_neighbours():
+    text = "Jean-Claude Van Damme and O'Brien - here"
+    pieces = ["Jean", "-", "Claude", "Van", "Damme", "and", "O", "'", "Brien", "-", "here"]
+    inside = np.array([0.95, 0.54, 0.9, 0.9, 0.95, 0.1, 0.9, 0.3, 0.8, 0.2, 0.8])
+    out = bridged(text, word_ranges(text, pieces), inside)
+    assert out[[1, 7]] == pytest.approx([0.9, 0.8])  # glued hyphen and apostrophe
+    assert out[9] == pytest.approx(0.2)  # a spaced dash is no part of a word
+    assert np.delete(out, [1, 7]) == pytest.approx(np.delete(inside, [1, 7]))
+    high = bridged(text, word_ranges(text, pieces), np.where(np.arange(11) == 1, 0.99, inside))
+    assert high[1] == pytest.approx(0.99)  # never lowered
 
 
 def test_threshold_and_window_checks_name_the_problem():
