@@ -112,9 +112,9 @@ ANSWER_LOG_ODDS_BIAS = -2.0
 # inside-probability reaches SPAN_THRESHOLD and extends over its neighbours down to
 # SPAN_EXTEND_THRESHOLD. The best pair of `python -m spacy_cortex.evaluation.tune` on the
 # CrossNER dev sets, the zero-shot domains (cortex-mini-en v3, prefer_specific on; average
-# F1 31.7 at 0.7 alone, 32.5 at 0.8 alone, 33.8 at 0.8 / 0.7, 34.6 at 0.85 / 0.7, 34.0 at
-# 0.85 / 0.6, 34.4 at 0.9 / 0.7); WNUT-17 dev, whose types are trained, agrees against 0.8
-# (49.0 at 0.85 / 0.7, 46.1 at 0.8 / 0.7) and rises further at 0.9 (51.6 alone).
+# F1 34.0 at 0.7 alone, 35.0 at 0.8 alone, 36.2 at 0.8 / 0.7, 37.0 at 0.85 / 0.7, 36.2 at
+# 0.85 / 0.6, 36.5 at 0.9 / 0.7); WNUT-17 dev, whose types are trained, agrees against 0.8
+# (48.3 at 0.85 / 0.7, 45.4 at 0.8 / 0.7) and rises further at 0.9 (51.0 alone).
 SPAN_THRESHOLD = 0.85
 SPAN_EXTEND_THRESHOLD = 0.7
 
