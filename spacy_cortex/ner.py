@@ -21,10 +21,11 @@ Subtypes = FrozenSet[Tuple[str, str]]
 class NERTask(LabelPromptTask):
     def __init__(self, prompts: Dict[str, str], threshold: float, spans_key: Optional[str],
                  prefer_specific: bool = True, window: Optional[int] = SPAN_WINDOW,
-                 extend_threshold: Optional[float] = SPAN_EXTEND_THRESHOLD, named: bool = True):
-        """named: the labels are names the template made the prompts from; labels given with
-        prompts of their own may be codes ("C1", "B-PER"), so prefer_specific leaves them
-        alone."""
+                 extend_threshold: Optional[float] = SPAN_EXTEND_THRESHOLD,
+                 named: Optional[FrozenSet[str]] = None):
+        """named: the labels whose prompts the template made from their names (None: all);
+        prefer_specific judges only these, since a label given with a prompt of its own may
+        be a code ("C1", "B-PER")."""
         check_thresholds(threshold, extend_threshold)
         check_window(window)
         super().__init__(prompts, threshold)
@@ -41,9 +42,10 @@ class NERTask(LabelPromptTask):
         return dict(self.__dict__, _judged_by=None)
 
     def prepare(self, model) -> None:
-        needed = self.prefer_specific and self.named and self.spans_key is None and len(self.label_prompts) > 1
+        judged = [label for label in self.labels if self.named is None or label in self.named]
+        needed = self.prefer_specific and self.spans_key is None and len(judged) > 1
         if needed and (self._judged_by is None or self._judged_by() is not model):
-            self.subtypes = label_subtypes(self.labels, model)
+            self.subtypes = label_subtypes(judged, model)
             self._judged_by = weakref.ref(model)  # the pipeline holds the model once, in cortex
 
     def training_records(self, reference: Doc) -> List[dict]:
@@ -161,8 +163,9 @@ def make_ner_task(
             raise ValueError("The short form needs both `prompt` and `label`")
         labels = {label: prompt}
     prompts = label_prompts(labels, template, "ner")
-    return NERTask(prompts, threshold, spans_key, prefer_specific, window, extend_threshold,
-                   named=not isinstance(labels, dict))
+    made = task_template("ner") if template is None else template
+    named = frozenset(label for label, text in prompts.items() if text == made.format(label=label_words(label)))
+    return NERTask(prompts, threshold, spans_key, prefer_specific, window, extend_threshold, named)
 
 
 @Language.factory(
@@ -208,8 +211,8 @@ def make_cortex_ner(
         judges "This is a writer." against "This is a person." (label names read as in
         prompts; a implies b by a margin over b implies a). Judged once per model for all
         label pairs, when the first batch is decoded (a model fine-tuned in place keeps that
-        first judgement). Labels given with prompts of their own ({label: prompt}) are not
-        judged: their names may be codes.
+        first judgement). Labels given with prompts of their own ({label: prompt}, other than
+        the template's) are not judged: their names may be codes.
     window: the most text sub-tokens each prompt reads at once (default 64; null: as many
         as the cortex model's max_length leaves). A long text is read in overlapping windows
         of about this size, cut at sentence ends; shorter windows find more of the entities

@@ -179,6 +179,12 @@ def test_labels_with_their_own_prompts_are_not_judged(monkeypatch):
     named = make_ner_task(["C1", "C2"])
     named.prepare(FakeModel())
     assert named.subtypes == {("C1", "C2")} and stub.calls == 1
+    # a dict whose prompts the template would have made (the CLI's --ner PERSON) is judged,
+    # the label with a prompt of its own left out
+    mixed = make_ner_task({"C1": "Find all c1 mentioned in the text.", "C2": "Find all c2 mentioned in the text.",
+                           "C3": "Find all towns."})
+    mixed.prepare(FakeModel())
+    assert mixed.named == {"C1", "C2"} and mixed.subtypes == {("C1", "C2")}
 
 
 class FakeModel:  # weakly referenced, as the real one

@@ -36,6 +36,7 @@ def test_labels_without_a_prompt_get_the_ner_template(tiny_checkpoint):
     prompts = nlp.get_pipe("cortex_ner").task.label_prompts
     assert prompts == {"PERSON": "Find all person mentioned in the text.", "DRUG": "Which drugs?"}
     assert nlp.get_pipe("cortex_ner").task.prefer_specific
+    assert nlp.get_pipe("cortex_ner").task.named == {"PERSON"}  # prefer_specific judges the template's labels
 
 
 def test_options_build_the_components(tiny_checkpoint):
