@@ -11,7 +11,7 @@ from typing import Iterator, List, Optional
 import typer
 
 from .batch import Engine, JobSummary, LocalEngine, PipelineSpec, RejectedRecord, prepare_job
-from .decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD
+from .decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
 from .registry import DEFAULT_CHECKPOINT
 
 app = typer.Typer(add_completion=False, help="spacy_cortex command line",
@@ -47,7 +47,9 @@ def annotate(
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
     none_label: Optional[str] = typer.Option(None, help="Add this category for 'none of these' (one --cat alone is a yes/no question)"),
-    threshold: float = typer.Option(SPAN_THRESHOLD, help=f"NER: a span needs a word at this probability and extends down to {SPAN_EXTEND_THRESHOLD} (off at or below it; other cortex_ner settings: a saved --pipeline)"),
+    threshold: float = typer.Option(SPAN_THRESHOLD, help="NER: a span needs a word at this probability"),
+    extend_threshold: float = typer.Option(SPAN_EXTEND_THRESHOLD, help="NER: a span extends over its neighbouring words down to this probability (at or above --threshold: off)"),
+    ner_window: int = typer.Option(SPAN_WINDOW, min=16, help="NER: the most text sub-tokens read at once (longer texts in overlapping windows)"),
     prefer_specific: bool = typer.Option(True, help="A span found by several labels gets the most specific"),
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
     precision: str = typer.Option("auto", help="auto (GPU: bf16 or fp16; CPU: bf16 with native bf16, else fp32), fp32, bf16 or fp16 (GPU)"),
@@ -62,7 +64,7 @@ def annotate(
     """Annotate every document with entities, categories and answers."""
     with usage_errors():
         spec = PipelineSpec(pipeline, model, precision, tuple(ner), tuple(cat), tuple(question), multi_label,
-                            none_label, threshold, prefer_specific, device)
+                            none_label, threshold, extend_threshold, ner_window, prefer_specific, device)
         runner = make_engine(engine, batch_size, address=address, actors=actors, num_cpus=num_cpus,
                              num_gpus=num_gpus)
         job = prepare_job(inputs, spec, output=output, output_dir=output_dir, formats=formats,

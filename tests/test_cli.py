@@ -66,7 +66,10 @@ def test_one_cat_is_yes_no_and_none_label(negative_checkpoint, tmp_path):
 
 @pytest.mark.parametrize("options,match", [
     (["--cat", ""], "--cat '': the label is empty"), (["--cat", "a", "--cat", "b", "--none-label", "a"], "--none-label: "),
-    (["--ner", "X", "--threshold", "1.5"], "--threshold: threshold"), (["--ner", "X", "--threshold", "0"], "--threshold"),
+    (["--ner", "X", "--threshold", "1.5"], "--threshold / --extend-threshold / --ner-window: threshold"),
+    (["--ner", "X", "--threshold", "0"], "--threshold"),
+    (["--ner", "X", "--extend-threshold", "1.5"], "--ner-window: extend_threshold must be between 0 and 1"),
+    (["--ner", "X", "--ner-window", "8"], "'--ner-window'"),
     (["--ner", "X="], "--ner 'X=': the prompt after '=' is empty"), (["--cat", "a=", "--cat", "b"], "--cat 'a='"),
     (["-q", " "], "--question: Empty question"), (["--ner", "X", "--precision", "fp16"], "precision 'fp16'"),
     (["--ner", "X", "--batch-size", "-5"], "'--batch-size'"), (["--ner", "X", "--shard-size", "0"], "'--shard-size'"),

@@ -9,7 +9,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import spacy
 from spacy.language import Language
 
-from ..decoding import SPAN_THRESHOLD
+from ..decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
 from ..pipeline import Cortex
 from ..registry import DEFAULT_CHECKPOINT
 from ..templates import label_prompts
@@ -69,6 +69,8 @@ class PipelineSpec:
     multi_label: bool = False
     none_label: Optional[str] = None
     threshold: float = SPAN_THRESHOLD
+    extend_threshold: float = SPAN_EXTEND_THRESHOLD
+    ner_window: int = SPAN_WINDOW
     prefer_specific: bool = True
     device: str = "auto"  # where the cortex model runs, for built and saved pipelines alike
 
@@ -108,7 +110,9 @@ class PipelineSpec:
                                                  "device": self.device}})
         if self.ner:
             add_task(nlp, "cortex_ner", {"labels": parse_labels(self.ner, "--ner", "ner"), "threshold": self.threshold,
-                                         "prefer_specific": self.prefer_specific}, "--ner / --threshold")
+                                         "extend_threshold": self.extend_threshold, "window": self.ner_window,
+                                         "prefer_specific": self.prefer_specific},
+                     "--ner / --threshold / --extend-threshold / --ner-window")
         if self.cat:
             add_task(nlp, "cortex_textcat", {"labels": parse_labels(self.cat, "--cat", "textcat"),
                                              "exclusive": not self.multi_label, "none_label": self.none_label},

@@ -23,8 +23,10 @@ def test_parse_labels_rejects_empty_and_repeated_labels(values, match):
 
 
 def test_option_errors_name_the_options(tiny_checkpoint):
-    with pytest.raises(ValueError, match="^--ner / --threshold: threshold must be between 0 and 1"):
+    with pytest.raises(ValueError, match="^--ner / --threshold / --extend-threshold / --ner-window: threshold must be"):
         PipelineSpec(model=str(tiny_checkpoint), ner=("PERSON",), threshold=1.5).load()
+    with pytest.raises(ValueError, match="--extend-threshold / --ner-window: extend_threshold must be between"):
+        PipelineSpec(model=str(tiny_checkpoint), ner=("PERSON",), extend_threshold=0.0).load()
     with pytest.raises(ValueError, match="^--cat / --none-label: "):
         PipelineSpec(model=str(tiny_checkpoint), cat=("a", "b"), none_label="a").load()
     with pytest.raises(ValueError, match="^--question: Empty question"):
@@ -46,6 +48,9 @@ def test_options_build_the_components(tiny_checkpoint):
     assert nlp.pipe_names == ["cortex", "cortex_ner", "cortex_textcat", "cortex_qa"]
     assert not nlp.get_pipe("cortex_ner").task.prefer_specific
     assert not nlp.get_pipe("cortex_textcat").task.exclusive
+    task = PipelineSpec(model=str(tiny_checkpoint), ner=("PERSON",), extend_threshold=0.6, ner_window=32).load() \
+        .get_pipe("cortex_ner").task
+    assert (task.extend_threshold, task.window) == (0.6, 32)
 
 
 def test_nothing_to_do_is_an_error(tiny_checkpoint):
