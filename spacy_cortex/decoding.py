@@ -82,9 +82,10 @@ def bridged(text: str, words: np.ndarray, inside: np.ndarray) -> np.ndarray:
     sides (the hyphen of "Jean-Claude", an apostrophe) has at least the lower of theirs: the
     model scores such a mark low (0.54 for that hyphen) and it split one name into two."""
     out = inside.copy()
-    for i in range(1, len(inside) - 1):
-        glued = words[i - 1, 1] == words[i, 0] and words[i, 1] == words[i + 1, 0]
-        if glued and _is_punctuation(text[words[i, 0] : words[i, 1]]):
+    # words touching both neighbours, found in one pass; only those few are read as text
+    glued = np.flatnonzero((words[:-2, 1] == words[1:-1, 0]) & (words[1:-1, 1] == words[2:, 0])) + 1
+    for i in glued:
+        if _is_punctuation(text[words[i, 0] : words[i, 1]]):
             out[i] = max(out[i], min(inside[i - 1], inside[i + 1]))
     return out
 

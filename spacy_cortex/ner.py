@@ -91,7 +91,7 @@ def extraction_records(text: str, gold: Sequence[Span], prompts: Dict[str, str])
 
 
 # How much more strongly "a ⇒ b" must be judged than "b ⇒ a" for label a to be a kind of
-# label b. Chosen on the CrossNER dev sets with `tune`'s NER sweep at threshold 0.85 / 0.7
+# label b. Chosen on the CrossNER dev sets in a one-off sweep over `tune`'s NER functions at 0.85 / 0.7
 # (cortex-mini-en v3, average F1: 36.8 at 0, 36.9 at 0.1, 36.6 at 0.2, 36.5 at 0.3; the
 # earlier rule, "the reverse at or below 0.5", 33.6; WNUT-17 dev 48.3 for every margin, 48.5
 # for the earlier rule); a margin also keeps near-ties apart ("city ⇒ country" 0.84 against

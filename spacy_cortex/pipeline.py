@@ -351,7 +351,7 @@ class CortexTask(Pipe):
                 missing_prompts.append(needed)
         if not missing_docs:
             return
-        window = None if self.window is None else {p: self.window for ps in missing_prompts for p in ps}
+        window = shared_windows([self], [missing_prompts])
         for doc, results in zip(missing_docs, self.cortex().run(missing_docs, missing_prompts, window)):
             merged = dict(doc._.get(RESULTS_ATTR) or {})
             merged.update(results)
