@@ -9,7 +9,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .decoding import (
+from .core.decoding import (
     SPAN_EXTEND_THRESHOLD,
     SPAN_THRESHOLD,
     SPAN_WINDOW,
@@ -22,10 +22,10 @@ from .decoding import (
     threshold_spans,
     yes_probability,
 )
-from .device import resolve_device
-from .encoding import NEGATIVE, NEUTRAL, POSITIVE
-from .model import CortexModel
-from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from .core.device import resolve_device
+from .core.encoding import NEGATIVE, NEUTRAL, POSITIVE
+from .core.model import CortexModel
+from .core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from .templates import check_none_label, label_prompts, strip_end, task_template
 
 Texts = Union[str, Sequence[str]]

@@ -2,14 +2,15 @@
 import sys
 from dataclasses import dataclass
 from functools import partial
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import spacy.util
 from spacy.util import registry
 
-from .device import resolve_device, resolve_precision
-from .model import CortexModel, check_checkpoint_dir, load_hf_model, stored_fp16
-from .registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from .core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
+
+if TYPE_CHECKING:  # torch and transformers load when a model is built, not at import
+    from .core.model import CortexModel
 
 
 @dataclass
@@ -33,17 +34,23 @@ class CortexModelSpec:
             "device": self.device,
         }
 
-    def load(self, path: Optional[str] = None) -> CortexModel:
+    def load(self, path: Optional[str] = None) -> "CortexModel":
+        from .core.model import CortexModel
+
         folder = path if path is not None else resolve_checkpoint(self.checkpoint)
         return CortexModel.from_path(folder, **self.settings())
 
-    def deferred(self) -> CortexModel:
+    def deferred(self) -> "CortexModel":
         """The configured checkpoint, resolved and read on first use."""
+        from .core.model import CortexModel
+
         return CortexModel(loader=partial(load_checkpoint, self.checkpoint), **self.settings())
 
 
 def load_checkpoint(name_or_path: str):
     """(hf_model, tokenizer, stored_fp16) of a registered checkpoint name or a folder."""
+    from .core.model import load_hf_model, stored_fp16
+
     path = resolve_checkpoint(name_or_path)
     return (*load_hf_model(path), stored_fp16(path))
 
@@ -66,6 +73,9 @@ def cortex_model_v1(
     has native bf16, else fp32), "fp32", "bf16" or "fp16" (CUDA only); device: "auto"
     (follow spaCy: the GPU of spacy.prefer_gpu / require_gpu / --gpu-id, else CPU), "cpu",
     "cuda", "cuda:N" or "mps" (for torch with CUDA but no CuPy)."""
+    from .core.device import resolve_device, resolve_precision
+    from .core.model import check_checkpoint_dir
+
     if max_batch_tokens is not None and max_batch_tokens < 1:
         raise ValueError(f"max_batch_tokens must be at least 1 (or null for the device's default), got {max_batch_tokens}")
     resolve_precision(precision, resolve_device(device))  # unknown names, missing devices fail at config time

@@ -11,8 +11,8 @@ from typing import Iterator, List, Optional
 import typer
 
 from .batch import Engine, JobSummary, LocalEngine, PipelineSpec, RejectedRecord, prepare_job
-from .decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
-from .registry import DEFAULT_CHECKPOINT
+from .core.decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
+from .core.checkpoints import DEFAULT_CHECKPOINT
 
 app = typer.Typer(add_completion=False, help="spacy_cortex command line",
                   context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,7 +113,7 @@ def plural(n: int, noun: str) -> str:
 @app.command()
 def info():
     """Where the default checkpoint is and whether it is installed."""
-    from .registry import resolve_checkpoint
+    from .core.checkpoints import resolve_checkpoint
 
     path = resolve_checkpoint(DEFAULT_CHECKPOINT)
     typer.echo(f"{DEFAULT_CHECKPOINT}: {path} ({'present' if (path / 'model.safetensors').exists() else 'missing'})")

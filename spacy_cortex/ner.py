@@ -9,8 +9,7 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from . import api
-from .decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW, check_thresholds, check_window, threshold_spans
+from .core.decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW, check_thresholds, check_window, threshold_spans
 from .pipeline import CortexTask, LabelPromptTask, make_span, make_task_component
 from .registry import tasks
 from .templates import label_prompts, label_words, task_template, with_article
@@ -106,6 +105,8 @@ def label_subtypes(labels: Sequence[str], model) -> Subtypes:
     template = task_template("label_statement")
     statements = {label: template.format(label=with_article(label_words(label))) for label in labels}
     pairs = list(permutations(labels, 2))
+    from . import api  # torch: loaded once a model runs
+
     probs = api.entail([statements[a] for a, _ in pairs], [statements[b] for _, b in pairs], model=model)
     entailment = {pair: p["entailment"] for pair, p in zip(pairs, probs)}
     return frozenset(pair for pair in pairs

@@ -10,10 +10,9 @@ import warnings
 import random
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import srsly
-import torch
 from spacy.language import Language
 from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span
@@ -21,8 +20,10 @@ from spacy.training import Example
 from spacy.util import minibatch
 
 from .architectures import CortexModelSpec
-from .encoding import RequestResult
-from .model import CortexModel
+from .core.encoding import RequestResult
+
+if TYPE_CHECKING:  # torch and transformers load when a cortex component is created
+    from .core.model import CortexModel
 
 DEFAULT_MODEL_CONFIG = {
     "@architectures": "spacy_cortex.CortexModel.v1",
@@ -48,11 +49,14 @@ class Cortex(Pipe):
     """Shared CORTEX model; see the factory for config keys."""
 
     def __init__(self, nlp: Language, name: str, model: CortexModelSpec):
+        from .core.device import install_fork_hooks  # torch loads here, not at import
+
         install_extensions()
+        install_fork_hooks()
         self.nlp = nlp
         self.name = name
         self.spec = model
-        self.model: CortexModel = model.deferred()  # weights read on first use
+        self.model: "CortexModel" = model.deferred()  # weights read on first use
         self._optimizer = None
         self._scaler = None  # fp16 loss scaling (a pass-through otherwise)
         self._rng = random.Random(0)
@@ -71,7 +75,7 @@ class Cortex(Pipe):
     ) -> Dict[str, float]:
         """One forward/backward pass over the training prompts of every listener (their
         losses summed into one gradient); the step happens in finish_update."""
-        from .training.train import backward_on_records, grad_scaler  # torch training code, only when training
+        from .core.loss import backward_on_records, grad_scaler
 
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
@@ -89,6 +93,8 @@ class Cortex(Pipe):
     def finish_update(self, sgd) -> None:
         """Apply the accumulated gradients with torch AdamW at the learning rate (and
         gradient clipping) of spaCy's optimizer; fp16 gradients are unscaled first."""
+        import torch
+
         params = [p for p in self.model.hf_model.parameters() if p.requires_grad]
         if not any(p.grad is not None for p in params):
             return  # no listener had training data in this batch
@@ -199,6 +205,12 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
     model.device: "auto" (default: the GPU spaCy was told to use by spacy.prefer_gpu(),
         spacy.require_gpu(N) or --gpu-id N, else CPU), "cpu", "cuda", "cuda:N" or "mps"
         (for torch with CUDA but no CuPy). to_disk always writes CPU tensors.
+
+    Importing this module loads neither torch nor transformers (spaCy imports every
+    installed plugin's factories whenever a pipeline is created); creating this component
+    does, and installs two fork hooks, once per process, for nlp.pipe(n_process=N): a
+    forked child runs torch on one thread, and TOKENIZERS_PARALLELISM defaults to "false"
+    at a fork (spacy_cortex.core.device.install_fork_hooks). Nothing else process-wide.
     """
     return Cortex(nlp, name, model)
 

@@ -9,7 +9,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from .decoding import answer_probability, best_span, yes_probability
+from .core.decoding import answer_probability, best_span, yes_probability
 from .pipeline import CortexTask, Task, make_span, make_task_component
 from .registry import tasks
 
@@ -161,7 +161,7 @@ def make_qa_task(
 
 @Language.factory(
     "cortex_qa",
-    assigns=["doc._.cortex_answers", f"doc.spans"],
+    assigns=["doc._.cortex_answers", "doc.spans"],
     default_config={
         "questions": [], "no_answer_threshold": 0.5, "max_answer_words": 30,
         "upstream": "cortex",

@@ -16,7 +16,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry as spacy_registry
 
-from .decoding import yes_probability
+from .core.decoding import yes_probability
 from .pipeline import CortexTask, Task, make_task_component
 from .registry import tasks
 from .templates import check_template, task_template

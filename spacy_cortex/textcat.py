@@ -8,10 +8,9 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .decoding import label_distribution, yes_probability
+from .core.decoding import label_distribution, yes_probability
 from .pipeline import CortexTask, LabelPromptTask, make_task_component
 from .registry import tasks
-from .model import weights_version
 from .templates import check_none_label, label_prompts, label_words
 
 
@@ -55,6 +54,8 @@ class TextCatTask(LabelPromptTask):
     def label_vectors(self, model, labels: List[str]) -> np.ndarray:
         """(labels, hidden) embeddings of the labels as words, cached per model and weights."""
         cached = self._label_vectors
+        from .core.model import weights_version  # torch: loaded once a model runs
+
         version = weights_version(model.hf_model)
         if cached is None or cached[0]() is not model or cached[1] != version:
             self._label_vectors = cached = (weakref.ref(model), version, model.embed([label_words(l) for l in labels]))

@@ -13,7 +13,7 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .decoding import span_probability, yes_probability
+from .core.decoding import span_probability, yes_probability
 from .ner import extraction_records
 from .pipeline import CortexTask, Task, make_task_component, set_span_score
 from .registry import tasks

@@ -18,7 +18,7 @@ from spacy_cortex import (
     similarity,
     transformers_generator,
 )
-from spacy_cortex import registry
+from spacy_cortex.core import checkpoints
 
 TEXTS = ["The patient was given 20 mg atorvastatin.", "I asked about a refund.", ""]
 
@@ -206,7 +206,7 @@ def test_rerank_with_a_tiny_causal_lm(model):
 
 
 def test_load_model_by_name_is_cached(tiny_checkpoint):
-    registry.checkpoints.register("tiny-api-test", func=lambda: tiny_checkpoint)
+    checkpoints.register("tiny-api-test", lambda: tiny_checkpoint)
     m1 = load_model("tiny-api-test")
     assert isinstance(m1, CortexModel)
     assert load_model("tiny-api-test") is m1

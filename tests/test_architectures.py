@@ -6,9 +6,9 @@ import spacy
 from spacy.util import registry as spacy_registry
 from thinc.api import Config
 
-from spacy_cortex import registry
+from spacy_cortex.core import checkpoints
 from spacy_cortex.architectures import CortexModelSpec, cortex_model_v1
-from spacy_cortex.model import CheckpointError, CortexModel
+from spacy_cortex.core.model import CheckpointError, CortexModel
 from spacy_cortex.pipeline import DEFAULT_MODEL_CONFIG
 
 
@@ -18,7 +18,7 @@ def test_architecture_is_registered():
 
 def test_defaults_match_component_default_config():
     spec = cortex_model_v1()
-    assert spec.checkpoint == registry.DEFAULT_CHECKPOINT == DEFAULT_MODEL_CONFIG["checkpoint"]
+    assert spec.checkpoint == checkpoints.DEFAULT_CHECKPOINT == DEFAULT_MODEL_CONFIG["checkpoint"]
     for key, value in spec.settings().items():
         assert DEFAULT_MODEL_CONFIG[key] == value
 
@@ -90,33 +90,33 @@ def test_bad_window_settings_fail_at_add_pipe(tiny_checkpoint, settings, match):
         spacy.blank("en").add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint), **settings}})
 
 
-# --- registry.resolve_checkpoint ---------------------------------------------------------
+# --- checkpoints.resolve_checkpoint ---------------------------------------------------------
 
 
 def test_resolve_registered_name(tiny_checkpoint):
-    registry.checkpoints.register("tiny-resolve-test", func=lambda: str(tiny_checkpoint))
-    resolved = registry.resolve_checkpoint("tiny-resolve-test")
+    checkpoints.register("tiny-resolve-test", lambda: str(tiny_checkpoint))
+    resolved = checkpoints.resolve_checkpoint("tiny-resolve-test")
     assert isinstance(resolved, Path) and resolved == Path(tiny_checkpoint)
 
 
 def test_resolve_default_name():
-    assert registry.resolve_checkpoint(registry.DEFAULT_CHECKPOINT) == (
-        registry.MODELS_DIR / registry.DEFAULT_CHECKPOINT
+    assert checkpoints.resolve_checkpoint(checkpoints.DEFAULT_CHECKPOINT) == (
+        checkpoints.MODELS_DIR / checkpoints.DEFAULT_CHECKPOINT
     )
 
 
 def test_resolve_path(tiny_checkpoint):
-    assert registry.resolve_checkpoint(str(tiny_checkpoint)) == Path(tiny_checkpoint)
+    assert checkpoints.resolve_checkpoint(str(tiny_checkpoint)) == Path(tiny_checkpoint)
 
 
 def test_resolve_user_path(tiny_checkpoint, monkeypatch):
     monkeypatch.setenv("HOME", str(tiny_checkpoint.parent))
-    assert registry.resolve_checkpoint("~/" + tiny_checkpoint.name) == Path(tiny_checkpoint)
+    assert checkpoints.resolve_checkpoint("~/" + tiny_checkpoint.name) == Path(tiny_checkpoint)
 
 
 def test_resolve_unknown(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
-        registry.resolve_checkpoint(str(tmp_path / "nothing-here"))
+        checkpoints.resolve_checkpoint(str(tmp_path / "nothing-here"))
     message = str(info.value)
     assert "nothing-here" in message
-    assert registry.DEFAULT_CHECKPOINT in message  # lists the registered names
+    assert checkpoints.DEFAULT_CHECKPOINT in message  # lists the registered names

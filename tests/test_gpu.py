@@ -6,7 +6,7 @@ import spacy
 import torch
 from safetensors import safe_open
 
-from spacy_cortex.model import CortexModel
+from spacy_cortex.core.model import CortexModel
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -54,7 +54,7 @@ def test_require_gpu_moves_the_pipeline(tiny_checkpoint, tmp_path):
 def test_training_steps_on_gpu(tiny_checkpoint):
     import random
 
-    from spacy_cortex.training.train import backward_on_records, grad_scaler
+    from spacy_cortex.core.loss import backward_on_records, grad_scaler
 
     model = CortexModel.from_path(tiny_checkpoint, precision="auto", device="cuda")
     scaler = grad_scaler(model)

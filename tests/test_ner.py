@@ -7,7 +7,7 @@ from conftest import task_nlp, USER_NER_LABELS
 from spacy.tokens import Span
 from spacy.training import Example
 
-from spacy_cortex import ner as ner_module
+from spacy_cortex import api
 from spacy_cortex.ner import NERTask, label_subtypes, make_ner_task, resolve_overlaps
 from spacy_cortex.pipeline import make_span
 
@@ -153,7 +153,7 @@ def entail_stub(kinds):
 
 def test_label_subtypes_are_one_way_implications(monkeypatch):
     kinds = {("writer", "person"), ("country", "location"), ("location", "country"), ("organization", "person")}
-    monkeypatch.setattr(ner_module.api, "entail", entail_stub(kinds))
+    monkeypatch.setattr(api, "entail", entail_stub(kinds))
     labels = ["person", "writer", "COUNTRY", "location", "organization"]
     # label names read as in prompts ("COUNTRY" -> "country"); a two-way implication is no
     # subtype; "an organization" gets its article
@@ -165,14 +165,14 @@ def test_label_subtypes_take_the_stronger_direction(monkeypatch):
     more than the margin; a near-tie is none."""
     kinds = {("writer", "person"): 0.97, ("person", "writer"): 0.58,
              ("city", "country"): 0.84, ("country", "city"): 0.79}
-    monkeypatch.setattr(ner_module.api, "entail", entail_stub(kinds))
+    monkeypatch.setattr(api, "entail", entail_stub(kinds))
     assert label_subtypes(["person", "writer", "country", "city"], model=None) == {("writer", "person")}
 
 
 def test_labels_with_their_own_prompts_are_not_judged(monkeypatch):
     """{label: prompt} labels may be codes ("C1", "B-PER"): prefer_specific leaves them alone."""
     stub = entail_stub({("c1", "c2")})
-    monkeypatch.setattr(ner_module.api, "entail", stub)
+    monkeypatch.setattr(api, "entail", stub)
     task = make_ner_task({"C1": "Find all cities.", "C2": "Find all countries."})
     task.prepare(FakeModel())
     assert task.subtypes == frozenset() and stub.calls == 0
@@ -193,7 +193,7 @@ class FakeModel:  # weakly referenced, as the real one
 
 def test_prepare_judges_subtypes_once_per_model(monkeypatch):
     stub = entail_stub({("writer", "person")})
-    monkeypatch.setattr(ner_module.api, "entail", stub)
+    monkeypatch.setattr(api, "entail", stub)
     task = make_ner_task(labels=["person", "writer"])
     model_a, model_b = FakeModel(), FakeModel()
     task.prepare(model_a)
@@ -212,7 +212,7 @@ def test_pipeline_writes_the_more_specific_label(positive_checkpoint, monkeypatc
     # the positive model finds DOSE and DRUG on the same span with the same score; without
     # subtypes the tie goes to "DOSE" (test_positive_model_marks_whole_text)
     # (labels given by name: labels with prompts of their own are not judged)
-    monkeypatch.setattr(ner_module.api, "entail", entail_stub({("drug", "dose")}))
+    monkeypatch.setattr(api, "entail", entail_stub({("drug", "dose")}))
     labels = sorted(dict(USER_NER_LABELS))
     assert [e.label_ for e in ner_nlp(positive_checkpoint, labels=labels)(TEXT).ents] == ["DRUG"]
     off = ner_nlp(positive_checkpoint, labels=labels, prefer_specific=False)

@@ -13,8 +13,8 @@ import pytest
 import spacy
 from conftest import USER_NER_LABELS, WORDS
 
-from spacy_cortex import registry
-from spacy_cortex.model import CheckpointError, CortexModel
+from spacy_cortex.core import checkpoints
+from spacy_cortex.core.model import CheckpointError, CortexModel
 from spacy_cortex.pipeline import RESULTS_ATTR, Cortex, CortexTask, shared_windows
 
 TEXTS = [
@@ -241,7 +241,7 @@ def test_task_component_adds_cortex_first():
     nlp.add_pipe("cortex_ner", config={"labels": ["X"]})
     assert nlp.pipe_names == ["cortex", "cortex_ner"]
     cortex = nlp.get_pipe("cortex")
-    assert cortex.spec.checkpoint == registry.DEFAULT_CHECKPOINT
+    assert cortex.spec.checkpoint == checkpoints.DEFAULT_CHECKPOINT
     assert not cortex.model.loaded  # nothing loaded yet
     nlp.add_pipe("cortex_textcat", config={"labels": ["a", "b"]})
     assert nlp.pipe_names == ["cortex", "cortex_ner", "cortex_textcat"]  # reused, not added again
@@ -258,8 +258,8 @@ def test_auto_added_cortex_with_custom_upstream():
 
 
 def test_auto_added_cortex_loads_default_checkpoint(monkeypatch, tmp_path, tiny_checkpoint):
-    shutil.copytree(tiny_checkpoint, tmp_path / registry.DEFAULT_CHECKPOINT)
-    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
+    shutil.copytree(tiny_checkpoint, tmp_path / checkpoints.DEFAULT_CHECKPOINT)
+    monkeypatch.setattr(checkpoints, "MODELS_DIR", tmp_path)
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex_ner", config={"labels": ["DRUG"], "threshold": 0.01})
     doc = nlp("The patient was given 20 mg atorvastatin.")
@@ -268,7 +268,7 @@ def test_auto_added_cortex_loads_default_checkpoint(monkeypatch, tmp_path, tiny_
 
 
 def test_registered_checkpoint_name(tiny_checkpoint):
-    registry.checkpoints.register("tiny-test", func=lambda: tiny_checkpoint)
+    checkpoints.register("tiny-test", lambda: tiny_checkpoint)
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex", config={"model": {"checkpoint": "tiny-test"}})
     nlp.add_pipe("cortex_ner", config={"labels": ["DRUG"]})
@@ -563,7 +563,7 @@ def test_api_load_model_under_threads_loads_once(monkeypatch, tiny_checkpoint):
 
     from spacy_cortex import api
 
-    registry.checkpoints.register("tiny-threads-test", func=lambda: str(tiny_checkpoint))
+    checkpoints.register("tiny-threads-test", lambda: str(tiny_checkpoint))
     models = []
     threads = [threading.Thread(target=lambda: models.append(api.load_model("tiny-threads-test"))) for _ in range(4)]
     for thread in threads:

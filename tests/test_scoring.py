@@ -4,11 +4,9 @@ from pathlib import Path
 
 import pytest
 import spacy
-from spacy.training import Example
 
 from spacy_cortex import score
 from spacy_cortex.training.adapt import DataError
-from spacy_cortex.model import CortexModel
 from spacy_cortex.scoring import create_scoring_corpus, scoring_items
 
 ROOT = Path(__file__).resolve().parent.parent

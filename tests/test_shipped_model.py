@@ -4,7 +4,7 @@ import pytest
 import spacy
 
 from spacy_cortex import answer, classify, entail, load_model
-from spacy_cortex.registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from spacy_cortex.core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_an_emoji_beside_a_name_does_not_hide_it(text, name):
     Doc.ents follow spaCy's tokens, and spaCy's English tokenizer keeps a skin-tone
     modifier with the next word ('🏼Jacinda'); extract() gives the exact offsets."""
     from spacy_cortex import extract
-    from spacy_cortex.encoding import is_pictograph
+    from spacy_cortex.core.encoding import is_pictograph
 
     [(found, label)] = ner_found(["PERSON"], text)
     assert label == "PERSON" and found.endswith(name) and is_pictograph(found[: -len(name)] or "🏼")

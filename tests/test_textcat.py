@@ -144,7 +144,7 @@ def test_bad_none_label(none_label):
 def test_a_label_applies_to_a_long_text_when_one_part_shows_it(varied_checkpoint):
     """[CLS] answers of yes/no prompts were averaged over windows, so a label faded as
     unrelated text followed: the window that says yes most strongly now decides."""
-    from spacy_cortex.decoding import yes_probability
+    from spacy_cortex.core.decoding import yes_probability
 
     spacy_nlp = spacy.blank("en")
     spacy_nlp.add_pipe("cortex", config={"model": {"checkpoint": str(varied_checkpoint), "max_length": 64, "stride": 8}})
@@ -204,7 +204,7 @@ def test_bad_shortlist(shortlist):
 
 
 def test_embed_gives_unit_vectors_whatever_the_batch(tiny_checkpoint):
-    from spacy_cortex.model import CortexModel
+    from spacy_cortex.core.model import CortexModel
 
     model = CortexModel.from_path(tiny_checkpoint)
     alone = model.embed(["short text"])

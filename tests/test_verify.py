@@ -3,9 +3,8 @@ import pytest
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.training import Example
 
-from spacy_cortex.decoding import span_probability
+from spacy_cortex.core.decoding import span_probability
 from spacy_cortex.templates import label_prompts
 
 TEXTS = ["Ada Lovelace met Charles Babbage at Acme in London.",

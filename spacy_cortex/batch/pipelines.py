@@ -9,9 +9,9 @@ from typing import Dict, Optional, Sequence, Tuple
 import spacy
 from spacy.language import Language
 
-from ..decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
+from ..core.decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
 from ..pipeline import Cortex
-from ..registry import DEFAULT_CHECKPOINT
+from ..core.checkpoints import DEFAULT_CHECKPOINT
 from ..templates import label_prompts
 
 

@@ -31,8 +31,8 @@ import typer
 from wasabi import msg
 
 from ..pipeline import DEFAULT_MODEL_CONFIG
-from ..device import resolve_device
-from ..registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from ..core.device import resolve_device
+from ..core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from ..templates import task_template
 from .stages import stage_timer
 

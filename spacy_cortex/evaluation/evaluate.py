@@ -33,9 +33,9 @@ from wasabi import msg
 
 from .. import api
 from .. import qa as qa_module
-from ..decoding import classification_probs
+from ..core.decoding import classification_probs
 from ..training.datasets.tasks import WINOGRANDE_QUESTIONS, parse_openbookqa
-from ..encoding import NEGATIVE, NEUTRAL, POSITIVE
+from ..core.encoding import NEGATIVE, NEUTRAL, POSITIVE
 from ..qa import exact_match, token_f1
 from ..templates import TEMPLATES_DIR, task_template
 

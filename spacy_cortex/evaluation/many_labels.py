@@ -19,8 +19,8 @@ import spacy
 import typer
 from wasabi import msg
 
-from ..model import EMBEDDING_LAYER
-from ..registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from ..core.model import EMBEDDING_LAYER
+from ..core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from ..templates import label_words, task_template
 from .evaluate import ag_news_rows, dbpedia_rows, eval_labels
 

@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List, Tuple
 from spacy.language import Language
 
 from .. import ner as ner_module
-from ..model import CortexModel
+from ..core.model import CortexModel
 
 # stage: (owner, attribute) pairs whose calls belong to it
 STAGES: Dict[str, List[Tuple[object, str]]] = {

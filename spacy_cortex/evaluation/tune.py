@@ -24,7 +24,7 @@ from spacy.scorer import Scorer
 from spacy.training import Example
 from wasabi import msg
 
-from ..decoding import SPAN_WINDOW, best_span
+from ..core.decoding import SPAN_WINDOW, best_span
 from .evaluate import CROSSNER_DOMAINS, Evaluator, eval_labels, ner_label_names, read_bio, rename_tag
 from ..ner import NERTask
 from ..qa import exact_match, token_f1

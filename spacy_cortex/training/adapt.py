@@ -20,7 +20,7 @@ from typing import List, Optional
 import typer
 
 from .datasets.tasks import score_prompt
-from ..registry import DEFAULT_CHECKPOINT, resolve_checkpoint
+from ..core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from ..scoring import DataError, item_targets, read_items, text_field
 
 TASK = "adapt"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from ..model import CortexModel
+from ..core.model import CortexModel
 
 
 def export(

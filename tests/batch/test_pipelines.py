@@ -94,7 +94,7 @@ def test_built_pipelines_take_long_texts_and_say_which_are_too_long(tiny_checkpo
 def test_device_for_built_and_saved_pipelines(tiny_checkpoint, tmp_path, monkeypatch):
     import torch
 
-    from spacy_cortex.device import DeviceError
+    from spacy_cortex.core.device import DeviceError
 
     nlp = PipelineSpec(model=str(tiny_checkpoint), cat=("refund",), device="cpu").load()
     assert nlp.get_pipe("cortex").model.device == torch.device("cpu")

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForTokenClassification
 
 from spacy_cortex.evaluation import benchmark as bench
-from spacy_cortex.model import CortexModel
+from spacy_cortex.core.model import CortexModel
 
 RAW = Path(__file__).parents[1] / "fixtures" / "benchmark"
 

@@ -2,7 +2,7 @@
 import time
 
 from spacy_cortex.evaluation.stages import STAGES, StageTimer, stage_timer
-from spacy_cortex.model import CortexModel
+from spacy_cortex.core.model import CortexModel
 
 TEXTS = [f"Patient {i} was given 20 mg of atorvastatin in Boston." for i in range(12)]
 

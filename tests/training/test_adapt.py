@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from spacy_cortex.training import adapt
 from spacy_cortex.training.datasets.tasks import score_prompt
-from spacy_cortex.model import CortexModel
+from spacy_cortex.core.model import CortexModel
 
 
 def write(path, lines):

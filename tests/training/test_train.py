@@ -9,21 +9,18 @@ import torch
 from conftest import WORDS, tiny_tokenizer
 from typer.testing import CliRunner
 
-from spacy_cortex.encoding import IGNORE, NEGATIVE, NEUTRAL, POSITIVE
-from spacy_cortex.model import CortexModel
-from spacy_cortex.training.train import (
+from spacy_cortex.core.encoding import IGNORE, NEGATIVE, NEUTRAL, POSITIVE
+from spacy_cortex.core.model import CortexModel
+from spacy_cortex.core.loss import (
     TrainingExample as Example,
-    app,
-    assign_groups,
     collate,
     cortex_loss,
     encode_example,
-    encoded_corpus,
     length_bucketed_batches,
-    load_corpus,
     rank_loss,
     span_token_labels,
 )
+from spacy_cortex.training.train import app, assign_groups, encoded_corpus, load_corpus
 
 CONTEXT = "The patient was given 20 mg atorvastatin."
 ANSWER = (22, 27)  # "20 mg"

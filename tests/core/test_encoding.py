@@ -1,9 +1,9 @@
-"""spacy_cortex.encoding: tokenization, windows, alignment and batching."""
+"""spacy_cortex.core.encoding: tokenization, windows, alignment and batching."""
 import numpy as np
 import pytest
 from conftest import tiny_tokenizer
 
-from spacy_cortex.encoding import (
+from spacy_cortex.core.encoding import (
     CLS_LABELS,
     IGNORE,
     NEGATIVE,

@@ -1,4 +1,4 @@
-"""spacy_cortex.model: loading checks, windowed batched running, saving."""
+"""spacy_cortex.core.model: loading checks, windowed batched running, saving."""
 import json
 import os
 import random
@@ -10,8 +10,8 @@ import torch
 from conftest import WORDS, build_checkpoint
 from safetensors import safe_open
 
-from spacy_cortex.encoding import PromptTooLongError
-from spacy_cortex.model import CheckpointError, CortexModel
+from spacy_cortex.core.encoding import PromptTooLongError
+from spacy_cortex.core.model import CheckpointError, CortexModel
 
 PROMPT = "Which medications are mentioned?"
 
@@ -300,7 +300,9 @@ def test_forked_child_runs_single_threaded():
     default pool, one thread per core, and 2 children on 2 cores ran ~10x slower)."""
     import multiprocessing
 
-    import spacy_cortex.model  # noqa: F401  registers the fork hook
+    from spacy_cortex.core.device import install_fork_hooks
+
+    install_fork_hooks()  # what creating a cortex component does
 
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(torch.get_num_threads) == 1

@@ -1,14 +1,17 @@
-"""spacy_cortex.device: device and precision resolution (CUDA and thinc's GPU ops are
+"""spacy_cortex.core.device: device and precision resolution (CUDA and thinc's GPU ops are
 monkeypatched here; tests/test_gpu.py runs on a real GPU)."""
+import sys
+
 import numpy as np
 import pytest
 import spacy
 import torch
 from safetensors import safe_open
 
-from spacy_cortex import api, device as device_module
-from spacy_cortex.device import DeviceError, resolve_device, resolve_precision
-from spacy_cortex.model import CortexModel
+from spacy_cortex import api
+from spacy_cortex.core import device as device_module
+from spacy_cortex.core.device import DeviceError, resolve_device, resolve_precision
+from spacy_cortex.core.model import CortexModel
 
 PROMPT = "Which medications are mentioned?"
 TEXT = "the patient was given 20 mg atorvastatin"
@@ -26,9 +29,17 @@ def test_auto_follows_spacy(monkeypatch):
     assert resolve_device("auto") == torch.device("cpu")  # thinc's NumpyOps: no GPU asked for
     assert resolve_device(None) == torch.device("cpu")
     # after spacy.require_gpu(1) thinc's ops are CuPy ops on GPU 1; its helper says cuda:1
-    monkeypatch.setattr(device_module, "get_torch_default_device", lambda: torch.device("cuda:1"))
+    import thinc.util
+
+    monkeypatch.setattr(thinc.util, "get_torch_default_device", lambda: torch.device("cuda:1"))
     assert resolve_device("auto") == torch.device("cuda:1")
     assert resolve_device("cpu") == torch.device("cpu")  # an explicit device wins
+
+
+def test_auto_is_cpu_where_thinc_was_never_imported(monkeypatch):
+    """The core without spaCy (the GPU scripts): nothing to follow, so the CPU."""
+    monkeypatch.delitem(sys.modules, "thinc.util")
+    assert resolve_device("auto") == torch.device("cpu")
 
 
 def test_explicit_cuda(two_gpus):

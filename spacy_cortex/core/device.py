@@ -2,14 +2,17 @@
 
 "auto" follows spaCy: after `spacy.prefer_gpu()` / `spacy.require_gpu(N)` (and `spacy
 train/evaluate/apply --gpu-id N`, which call them) thinc's current ops are CuPy ops on GPU
-N, and thinc's own `get_torch_default_device` names the matching torch device. Users with a
-CUDA build of torch but no CuPy name the device themselves ("cuda", "cuda:N").
+N, and thinc's own `get_torch_default_device` names the matching torch device. Where thinc
+was never imported (the core without spaCy, e.g. the GPU scripts) "auto" is the CPU, as it
+is in spaCy until a GPU is asked for. Users with a CUDA build of torch but no CuPy name the
+device themselves ("cuda", "cuda:N").
 """
+import os
 import re
+import sys
 from typing import Optional
 
 import torch
-from thinc.util import get_torch_default_device
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -41,7 +44,8 @@ def resolve_device(device: Optional[str] = "auto") -> torch.device:
         raise DeviceError(f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps "
                           f"(available here: {', '.join(available_devices())})")
     if spec == "auto":
-        return get_torch_default_device()
+        thinc_util = sys.modules.get("thinc.util")  # only a process that uses spaCy has GPU ops to follow
+        return thinc_util.get_torch_default_device() if thinc_util is not None else torch.device("cpu")
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DeviceError(f"Device {device!r} asked for, but torch has no CUDA GPU here "
@@ -83,3 +87,33 @@ def resolve_precision(precision: str, device: torch.device = torch.device("cpu")
 def autocast_dtype(precision: str) -> Optional[torch.dtype]:
     """The autocast dtype of a resolved precision (None: fp32, no autocast)."""
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+
+def _one_thread_after_fork() -> None:
+    """A forked child runs torch single-threaded. nlp.pipe(n_process=N) forks N children
+    that share the cores: with torch's default pool each (one thread per core) they
+    oversubscribe them, and GNU OpenMP's pool deadlocks in a child once the parent has run
+    parallel work. A child that should use more threads sets them itself (the benchmark's
+    measurement processes do)."""
+    torch.set_num_threads(1)
+
+
+def _quiet_tokenizers_before_fork() -> None:
+    """tokenizers prints a warning in every forked child (nlp.pipe(n_process=N)) once the
+    parent has used its thread pool, and then turns that pool off in the child anyway:
+    saying so up front keeps the children quiet. A value the user set is kept."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+_fork_hooks_installed = False
+
+
+def install_fork_hooks() -> None:
+    """Process-wide, once: forked children run torch on one thread, and
+    TOKENIZERS_PARALLELISM defaults to "false" at a fork (see the two hooks). Installed
+    when a `cortex` component is created (spaCy's nlp.pipe(n_process=N) forks), never at
+    import and never by the API or the trainer, which leave the process as they found it."""
+    global _fork_hooks_installed
+    if not _fork_hooks_installed and hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_quiet_tokenizers_before_fork, after_in_child=_one_thread_after_fork)
+        _fork_hooks_installed = True

@@ -55,25 +55,6 @@ class CheckpointError(ValueError):
     pass
 
 
-def _one_thread_after_fork() -> None:
-    """A forked child runs torch single-threaded. nlp.pipe(n_process=N) forks N children
-    that share the cores: with torch's default pool each (one thread per core) they
-    oversubscribe them, and GNU OpenMP's pool deadlocks in a child once the parent has run
-    parallel work. A child that should use more threads sets them itself (the benchmark's
-    measurement processes do)."""
-    torch.set_num_threads(1)
-
-
-def _quiet_tokenizers_before_fork() -> None:
-    """tokenizers prints a warning in every forked child (nlp.pipe(n_process=N)) once the
-    parent has used its thread pool, and then turns that pool off in the child anyway:
-    saying so up front keeps the children quiet. A value the user set is kept."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-os.register_at_fork(before=_quiet_tokenizers_before_fork, after_in_child=_one_thread_after_fork)
-
-
 def weights_version(module: torch.nn.Module) -> Tuple[int, ...]:
     """Changes whenever a parameter is modified in place (optimizer step, load_state_dict)."""
     return tuple(p._version for p in module.parameters())

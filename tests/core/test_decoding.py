@@ -1,8 +1,8 @@
-"""spacy_cortex.decoding on hand-built RequestResults."""
+"""spacy_cortex.core.decoding on hand-built RequestResults."""
 import numpy as np
 import pytest
 
-from spacy_cortex.decoding import (
+from spacy_cortex.core.decoding import (
     CharSpan,
     answer_probability,
     best_span,
@@ -16,7 +16,7 @@ from spacy_cortex.decoding import (
     trim_punctuation,
     yes_probability,
 )
-from spacy_cortex.encoding import EncodedText, RequestResult
+from spacy_cortex.core.encoding import EncodedText, RequestResult
 
 
 def make_result(words, inside, cls_probs=((0.2, 0.5, 0.3),), split=()):
