@@ -22,9 +22,10 @@ BLOCKER = textwrap.dedent('''
     import builtins, sys
     class Blocker:
         """Makes packages absent, as if not installed (import fails; importlib.util.find_spec
-        says None, which transformers asks), and records our modules' attempts to import them."""
-        def __init__(self, names):
-            self.names, self.asked_by = set(names), []
+        says None, which transformers asks), and records our modules' imports of them and of
+        the `watched` packages (which stay importable: other plugins may need them)."""
+        def __init__(self, names, watched=()):
+            self.names, self.asked_by = set(names) | set(watched), []
             for name in names:
                 sys.modules[name] = None
             self._import, builtins.__import__ = builtins.__import__, self.guarded
@@ -99,11 +100,11 @@ def test_core_api_and_trainer_run_without_spacy(tiny_checkpoint, tmp_path):
 def test_spacy_blank_pays_nothing_for_the_plugin():
     """spaCy imports every installed plugin's factories whenever a pipeline is created: ours
     load neither torch nor transformers, and change nothing process-wide (fork hooks,
-    environment, torch threads). thinc itself imports torch where torch is installed, so
-    torch is blocked here and only our modules' attempts count."""
+    environment, torch threads). thinc itself imports torch where torch is installed (and
+    other plugins, spacy-transformers, import both), so our modules' imports are counted."""
     out = run_python('''
         import os, traceback
-        blocker = Blocker(("torch", "transformers"))
+        blocker = Blocker((), watched=("torch", "transformers"))
         forks = []  # fork hooks registered from our code (the standard library registers its own)
         os.register_at_fork = lambda **hooks: forks.extend(
             f.filename for f in traceback.extract_stack() if "spacy_cortex" in f.filename)
