@@ -19,7 +19,8 @@ import typer
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AutoModelForTokenClassification
 
-from spacy_cortex.evaluation.benchmark import cortex_pipeline, read_conll
+from spacy_cortex.evaluation.bench_jobs import read_conll
+from spacy_cortex.evaluation.bench_measure import cortex_pipeline
 from spacy_cortex.core.model import CortexModel
 
 DEFAULT_MODEL = str(Path(__file__).resolve().parents[1] / "spacy_cortex" / "models" / "cortex-mini-en")

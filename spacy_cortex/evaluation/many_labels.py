@@ -8,7 +8,6 @@ sample of --docs texts; labels and prompts as `evaluate` (topics) and the textca
 template with the labels as words (intents). The full run asks every label; shortlist k
 asks the k labels closest to the text (one embedding pass of the text alone).
 """
-import csv
 import json
 import time
 from pathlib import Path
@@ -21,21 +20,22 @@ from wasabi import msg
 
 from ..core.model import EMBEDDING_LAYER
 from ..core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
+from ..corpus.registry import read_eval
 from ..templates import label_words, task_template
-from .evaluate import ag_news_rows, dbpedia_rows, eval_labels
+from .evaluator import eval_labels
+from .rows import ag_news_rows, dbpedia_rows
 
 Rows = List[Tuple[str, str]]
 
 
 def banking77_rows(raw: Path) -> Rows:
-    with (raw / "banking77" / "test.csv").open(encoding="utf-8", newline="") as f:
-        return [(r["text"], r["category"]) for r in csv.DictReader(f)]
+    return [(r["text"], r["category"]) for r in read_eval(raw, "banking77", "test")]
 
 
 def label_set(name: str, raw: Path) -> Tuple[Rows, Dict[str, str]]:
     """(text, gold label) rows and {label: label as words} of one set."""
     if name == "banking77":
-        labels = json.loads((raw / "banking77" / "categories.json").read_text(encoding="utf-8"))
+        labels = read_eval(raw, "banking77", "categories")
         return banking77_rows(raw), {label: label_words(label) for label in labels}
     load = {"dbpedia": dbpedia_rows, "ag_news": ag_news_rows}[name]
     return load(raw), dict(eval_labels()["topics"][name])

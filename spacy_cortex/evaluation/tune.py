@@ -25,11 +25,12 @@ from spacy.training import Example
 from wasabi import msg
 
 from ..core.decoding import SPAN_WINDOW, best_span
-from .evaluate import CROSSNER_DOMAINS, Evaluator, eval_labels, ner_label_names, read_bio, rename_tag
+from ..corpus.readers import read_bio, read_jsonl
+from ..corpus.registry import CROSSNER_DOMAINS, eval_file
 from ..ner import NERTask
 from ..qa import exact_match, token_f1
 from ..templates import label_prompts
-from ..training.train import read_jsonl
+from .evaluator import Evaluator, eval_labels, ner_label_names, rename_tag
 
 app = typer.Typer(add_completion=False)
 
@@ -103,7 +104,7 @@ def sweep_crossner_dev(ev: Evaluator, raw_dir: Path, template: str, sentences: i
     spec = eval_labels()["ner"]["crossner"]
     tables = []
     for domain in CROSSNER_DOMAINS:
-        data = read_bio(raw_dir / "crossner" / domain / "dev.txt", spec.get("tags"))[:sentences]
+        data = read_bio(eval_file(raw_dir, "crossner", f"{domain}_dev"), spec.get("tags"))[:sentences]
         names = ner_label_names("crossner", {t[2:] for _, tags in data for t in tags if t != "O"})
         tables.append(sweep_ner(ev, data, template, names))
     return [{**rows[0], **{k: float(np.mean([r[k] for r in rows])) for k in "prf"}} for rows in zip(*tables)]
@@ -140,7 +141,7 @@ def tune(
     msg.table([(r["bias"], f"{100 * r['exact']:.1f}", f"{100 * r['f1']:.1f}") for r in bias_table],
               header=("answer bias", "EM", "F1"), divider=True,
               title=f"SQuAD train, {len(squad)} unused questions")
-    wnut = read_bio(raw_dir / "wnut17" / "dev.conll")[:wnut_sentences]
+    wnut = read_bio(eval_file(raw_dir, "wnut17", "dev"))[:wnut_sentences]
     wnut_rows = [row for template in NER_TEMPLATES for row in sweep_ner(ev, wnut, template)]
     ner_table(wnut_rows, f"WNUT-17 dev, {len(wnut)} sentences")
     crossner_rows = [row for template in NER_TEMPLATES

@@ -1,4 +1,5 @@
-"""The benchmark's FLOP counting, corpus readers and one tiny --quick run (fixtures only)."""
+"""The benchmark (benchmark, bench_jobs, bench_measure, bench_report): FLOP counting, corpus
+readers and one tiny --quick run (fixtures only)."""
 import json
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForTokenClassification
 
+from spacy_cortex.evaluation import bench_jobs as jobs
+from spacy_cortex.evaluation import bench_measure as measure
 from spacy_cortex.evaluation import benchmark as bench
 from spacy_cortex.core.model import CortexModel
 
@@ -25,20 +28,20 @@ def test_encoder_flops_match_torch_flop_counter(batch, length):
     ids = torch.randint(0, 100, (batch, length))
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(input_ids=ids, attention_mask=torch.ones_like(ids))
-    assert bench.encoder_flops(config, batch, length) == counter.get_total_flops()
+    assert measure.encoder_flops(config, batch, length) == counter.get_total_flops()
 
 
 def test_encoder_flops_by_hand():
     config = tiny_config()
     d, ff, t = 32, 64, 10
     per_token = 2 * (2 * (4 * d * d + 2 * d * ff) + 4 * t * d) + 2 * d * 3
-    assert bench.encoder_flops(config, 4, t) == 4 * t * per_token
+    assert measure.encoder_flops(config, 4, t) == 4 * t * per_token
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_forward_counter_counts_padded_batches(tiny_checkpoint, precision):
     model = CortexModel.from_path(tiny_checkpoint, max_batch_tokens=20, precision=precision)
-    counter = bench.ForwardCounter(model.inference_model)
+    counter = measure.ForwardCounter(model.inference_model)
     texts = ["the patient", "the patient was given a dose of atorvastatin", "what"]
     model.run_texts(("find all drug", t) for t in texts)
     windows = model.windows([("find all drug", model.encode_text(t)) for t in texts])
@@ -46,7 +49,7 @@ def test_forward_counter_counts_padded_batches(tiny_checkpoint, precision):
     assert counter.calls == len(batches) > 1  # the small token budget splits them
     assert counter.padded == sum(b.input_ids.size for b in batches)
     assert counter.real == sum(len(w.input_ids) for w in windows) < counter.padded
-    assert counter.flops == sum(bench.encoder_flops(model.hf_model.config, *b.input_ids.shape)
+    assert counter.flops == sum(measure.encoder_flops(model.hf_model.config, *b.input_ids.shape)
                                 for b in batches)
     assert counter.seconds > 0
     counter.reset()
@@ -54,7 +57,7 @@ def test_forward_counter_counts_padded_batches(tiny_checkpoint, precision):
 
 
 def test_read_conll_sentences_and_gold_spans():
-    texts = bench.read_conll(RAW, 100)
+    texts = jobs.read_conll(RAW, 100)
     assert len(texts) == 10  # -DOCSTART- lines are skipped, a doc is a sentence
     first = texts[0]
     assert first.text.startswith("SOCCER - JAPAN GET")
@@ -63,11 +66,11 @@ def test_read_conll_sentences_and_gold_spans():
     uae = texts[2]
     assert [(uae.text[s:e], l) for s, e, l in uae.gold] == [
         ("AL-AIN", "location"), ("United Arab Emirates", "location")]
-    assert len(bench.read_conll(RAW, 3)) == 3
+    assert len(jobs.read_conll(RAW, 3)) == 3
 
 
 def test_read_agnews_cleans_escapes():
-    texts = bench.read_agnews(RAW, 100)
+    texts = jobs.read_agnews(RAW, 100)
     assert len(texts) == 10
     assert texts[0].gold == "Business" and texts[1].gold == "Sci/Tech"
     assert "$10 million" in texts[1].text and "\\" not in texts[1].text
@@ -76,17 +79,17 @@ def test_read_agnews_cleans_escapes():
 
 
 def test_docs_for_work_budget():
-    texts = [bench.Text("one two", None)] * 10  # (2 + 8) units per prompt
+    texts = [jobs.Text("one two", None)] * 10  # (2 + 8) units per prompt
     assert bench.docs_for(texts, 4, 80) == 2
     assert bench.docs_for(texts, 1, 25) == 3
     assert bench.docs_for(texts, 1, 10_000) == 10
 
 
 def test_label_prompts_put_evaluation_labels_first():
-    ner = bench.TASKS["ner"](16)[1]["labels"]
-    assert len(ner) == 16 and list(ner)[:4] == list(bench.CONLL_LABELS)
-    assert bench.TASKS["textcat"](4)[1]["labels"].keys() == bench.AG_LABELS.keys()
-    assert bench.TASKS["qa"](1)[1]["questions"] == bench.QUESTIONS[:1]
+    ner = jobs.TASKS["ner"](16)[1]["labels"]
+    assert len(ner) == 16 and list(ner)[:4] == list(jobs.CONLL_LABELS)
+    assert jobs.TASKS["textcat"](4)[1]["labels"].keys() == jobs.AG_LABELS.keys()
+    assert jobs.TASKS["qa"](1)[1]["questions"] == jobs.QUESTIONS[:1]
 
 
 def check_row(row: dict) -> None:
@@ -101,7 +104,7 @@ def test_quick_run_end_to_end(tiny_checkpoint, tmp_path, capsys):
     assert json.loads(output.read_text())["settings"]["quick"] is True
     rows = {(r["job"]["name"], r["job"]["batch_size"], r["job"]["precision"]): r
             for r in result["rows"]}
-    for name, _, _ in bench.WORKLOADS:
+    for name, _, _ in jobs.WORKLOADS:
         check_row(rows[(name, 64, "fp32")])
     check_row(rows[("ner-4", 1, "fp32")])
     for precision in ("bf16", "int8"):
@@ -118,16 +121,16 @@ def test_quick_run_end_to_end(tiny_checkpoint, tmp_path, capsys):
     assert {"fp32", "bf16", "int8"} <= set(result["matmul_flops"])
     assert any("x naive" in t["target"] for t in result["targets"])
     for precision in ("fp32", "bf16"):  # the ratio rows timed against their reference in one process
-        paired = rows[(bench.PAIRED_NER, 64, precision)]
+        paired = rows[(jobs.PAIRED_NER, 64, precision)]
         assert paired["reference_seconds"] > 0 and paired["derived"]["vs_paired"] > 0
         assert paired["stages"]["encoder passes"] > 0 and abs(sum(paired["stages"].values()) - 100) < 1e-6
     for batch in (1, 64):  # one pipeline against three, timed in one process
-        assert rows[(bench.PAIRED_ALL, batch, "fp32")]["reference_seconds"] > 0
+        assert rows[(jobs.PAIRED_ALL, batch, "fp32")]["reference_seconds"] > 0
         assert any(t["target"].startswith(f"all-3 b{batch}: one pipeline no slower")
                    for t in result["targets"])
     assert any(t["target"].startswith("all-3 b1: one pipeline measurably faster")
                for t in result["targets"])
-    shared_b1 = rows[(bench.PAIRED_ALL, 1, "fp32")]  # three pipelines: >= 3 passes per doc
+    shared_b1 = rows[(jobs.PAIRED_ALL, 1, "fp32")]  # three pipelines: >= 3 passes per doc
     assert shared_b1["forward_calls"] < 3 * shared_b1["job"]["docs"]
     assert any("paired in one process" in t["target"] for t in result["targets"])
     printed = capsys.readouterr().out
@@ -136,7 +139,7 @@ def test_quick_run_end_to_end(tiny_checkpoint, tmp_path, capsys):
 
 
 def test_job_runs_in_a_fresh_process(tiny_checkpoint):
-    job = bench.Job("ner-1", "cortex", "conll", {"ner": 1}, 64, "fp32", 4)
+    job = jobs.Job("ner-1", "cortex", "conll", {"ner": 1}, 64, "fp32", 4)
     (row,) = bench.run_jobs([job], str(tiny_checkpoint), RAW, quick=True, in_process=False)
     assert row.job == job and row.seconds > 0 and row.forward_calls >= 1
     assert row.peak_rss_mb > 0
@@ -144,11 +147,11 @@ def test_job_runs_in_a_fresh_process(tiny_checkpoint):
 
 
 def test_gpu_plan_sweeps_the_token_budget(tiny_checkpoint):
-    jobs = bench.plan(RAW, 10, quick=True, precision="fp32", device="cuda", only=("ner-4",))
-    grid = [(j.batch_size, j.batch_tokens) for j in jobs if j.batch_tokens]
-    assert grid == list(bench.GPU_BATCH_TOKENS) and all(j.device == "cuda" for j in jobs)
-    small, default = (bench.Job("ner-4", "cortex", "conll", {"ner": 4}, 64, "fp32", 8, batch_tokens=tokens)
+    planned = bench.plan(RAW, 10, quick=True, precision="fp32", device="cuda", only=("ner-4",))
+    grid = [(j.batch_size, j.batch_tokens) for j in planned if j.batch_tokens]
+    assert grid == list(jobs.GPU_BATCH_TOKENS) and all(j.device == "cuda" for j in planned)
+    small, default = (jobs.Job("ner-4", "cortex", "conll", {"ner": 4}, 64, "fp32", 8, batch_tokens=tokens)
                       for tokens in (64, 0))
-    rows = [bench.run_job(job, str(tiny_checkpoint), str(RAW), quick=True) for job in (small, default)]
+    rows = [measure.run_job(job, str(tiny_checkpoint), str(RAW), quick=True) for job in (small, default)]
     assert rows[0].forward_calls > rows[1].forward_calls  # the budget reaches the model
     assert "64 tok" in small.label

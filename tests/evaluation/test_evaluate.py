@@ -1,5 +1,5 @@
-"""spacy_cortex.evaluation.evaluate: metric helpers, label names, and a tiny end-to-end run on
-fixture files in the raw formats (never the shared corpus)."""
+"""spacy_cortex.evaluation.evaluate and its sets (evaluator, rows, sets_spans, sets_scores): label
+names, subsets, and tiny end-to-end runs on fixture files in the raw formats (never the shared corpus)."""
 import json
 import math
 from pathlib import Path
@@ -7,109 +7,52 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spacy_cortex import api
+from spacy_cortex.corpus.readers import read_bio
 from spacy_cortex.evaluation import evaluate as E
+from spacy_cortex.evaluation import rows as ROWS
+from spacy_cortex.evaluation.evaluator import Evaluator, eval_labels, ner_label_names, rename_tag, subset
+from spacy_cortex.evaluation.sets_scores import choice_set
+from spacy_cortex.evaluation.sets_spans import SPACY_SMALL, VERIFY_THRESHOLDS, eval_long_text, eval_ner
+from spacy_cortex.templates import TEMPLATES_DIR, task_template
+from spacy_cortex.training.datasets.tasks import WINOGRANDE_QUESTIONS
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "evaluate"
 
 
-def test_rankdata_averages_ties():
-    assert E.rankdata([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
-
-
-def test_spearman():
-    assert E.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert E.spearman([1, 2, 3, 4], [9, 7, 3, 1]) == pytest.approx(-1.0)
-    # monotone but non-linear: Spearman 1, Pearson < 1
-    assert E.spearman([1, 2, 3, 4], [1, 8, 27, 1000]) == pytest.approx(1.0)
-    # with ties: scipy.stats.spearmanr([1, 2, 2, 3], [1, 3, 2, 4]) = 0.9486832980505138
-    assert E.spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(0.9486832980505138)
-    assert math.isnan(E.spearman([1, 1, 1], [1, 2, 3]))
-    assert E.result({"spearman": float("nan")}, 3, "p")["metrics"]["spearman"] is None  # JSON null
-
-
-def test_reciprocal_rank_and_average_precision():
-    assert E.reciprocal_rank([0, 0, 1, 1]) == pytest.approx(1 / 3)
-    assert E.reciprocal_rank([1, 0]) == 1.0
-    assert E.reciprocal_rank([0, 0]) == 0.0
-    assert E.average_precision([0, 1, 0, 1]) == pytest.approx((1 / 2 + 2 / 4) / 2)
-
-
-def test_ndcg_at_k():
-    gains = {"a": 1.0, "b": 1.0}
-    assert E.ndcg_at_k(["a", "b", "c"], gains) == pytest.approx(1.0)
-    assert E.ndcg_at_k(["c", "d"], gains) == 0.0
-    expected = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
-    assert E.ndcg_at_k(["c", "a", "x"], gains) == pytest.approx(expected)
-    # a relevant document below the cut-off does not count; the ideal still holds it
-    assert E.ndcg_at_k(["x", "a", "b"], gains, k=1) == 0.0
-    assert E.ndcg_at_k(["a", "x", "b"], gains, k=2) == pytest.approx(1 / (1 + 1 / math.log2(3)))
-
-
-def test_bm25_ordering():
-    docs = [
-        "cats purr and sleep all day",
-        "the stock market fell sharply",
-        "dogs bark; cats purr; cats climb trees",
-        "the the the the the",
-    ]
-    bm25 = E.BM25(docs)
-    assert bm25.top("cats purr", 2) == [2, 0]  # more matching terms in 2, short doc 0 next
-    assert bm25.top("stock market", 1) == [1]
-    scores = bm25.scores("unknownword")
-    assert not scores.any()
-    # a rare word outweighs a common one
-    assert bm25.scores("market")[1] > bm25.scores("the")[1]
-    # ties broken by document order
-    assert bm25.top("unknownword", 4) == [0, 1, 2, 3]
-
-
-def test_iob1_to_iob2():
-    assert E.iob2(["I-PER", "I-PER", "O", "I-LOC", "I-ORG", "B-ORG", "I-ORG"]) == [
-        "B-PER", "I-PER", "O", "B-LOC", "B-ORG", "B-ORG", "I-ORG"
-    ]
-
-
-def test_read_bio_maps_tags_and_skips_docstart(tmp_path):
-    path = tmp_path / "x.txt"
-    path.write_text("-DOCSTART- O\n\nJohn I-PER\nlives O\nin O\nParis I-LOC\n\nThe\tO\nUN\tB-organisation\n")
-    sents = E.read_bio(path, {"organisation": "ORG"})
-    assert sents == [(["John", "lives", "in", "Paris"], ["B-PER", "O", "O", "B-LOC"]),
-                     (["The", "UN"], ["O", "B-ORG"])]
-
-
 def test_label_name_map():
-    assert E.ner_label_names("crossner", ["programlang", "musicalartist"]) == {
+    assert ner_label_names("crossner", ["programlang", "musicalartist"]) == {
         "musicalartist": "musical artist", "programlang": "programming language"}
-    assert E.ner_label_names("mit_movie", ["ACTOR"]) == {"ACTOR": "actor"}
-    assert E.ner_label_names("mit_restaurant", ["Restaurant_Name"]) == {"Restaurant_Name": "restaurant name"}
-    assert E.ner_label_names("conll", ["PER", "LOC", "ORG", "MISC"]) == {
+    assert ner_label_names("mit_movie", ["ACTOR"]) == {"ACTOR": "actor"}
+    assert ner_label_names("mit_restaurant", ["Restaurant_Name"]) == {"Restaurant_Name": "restaurant name"}
+    assert ner_label_names("conll", ["PER", "LOC", "ORG", "MISC"]) == {
         "PER": "person", "LOC": "location", "ORG": "organization", "MISC": "miscellaneous entity"}
     with pytest.raises(KeyError, match="nolabel"):
-        E.ner_label_names("crossner", ["nolabel"])
-    for scheme in E.eval_labels()["ner"].values():
+        ner_label_names("crossner", ["nolabel"])
+    for scheme in eval_labels()["ner"].values():
         for name in scheme["labels"].values():
             assert name == name.lower().strip() and "_" not in name
 
 
 def test_conll_names_are_trained_prompts():
     """The CoNLL names used at evaluation are among the names NER training prompted with."""
-    trained = json.loads((E.TEMPLATES_DIR / "training_prompts.json").read_text())
+    trained = json.loads((TEMPLATES_DIR / "training_prompts.json").read_text())
     names = {n for names in trained["ner_labels"]["conll"].values() for n in names}
-    assert set(E.eval_labels()["ner"]["conll"]["labels"].values()) <= names
-    assert E.task_template("ner") in trained["ner"]
+    assert set(eval_labels()["ner"]["conll"]["labels"].values()) <= names
+    assert task_template("ner") in trained["ner"]
 
 
 def test_subset_is_deterministic_nested_and_ordered():
     rows = list(range(100))
-    small, large = E.subset(rows, 10), E.subset(rows, 30)
-    assert small == E.subset(rows, 10) and small == sorted(small)
+    small, large = subset(rows, 10), subset(rows, 30)
+    assert small == subset(rows, 10) and small == sorted(small)
     assert set(small) <= set(large)
-    assert E.subset(rows, 500) == rows
+    assert subset(rows, 500) == rows
 
 
 def test_gold_tags_are_renamed_to_the_label_names():
     names = {"musicalartist": "musical artist", "PER": "person"}
-    assert [E.rename_tag(t, names) for t in ["B-musicalartist", "I-musicalartist", "O", "B-PER"]] == [
+    assert [rename_tag(t, names) for t in ["B-musicalartist", "I-musicalartist", "O", "B-PER"]] == [
         "B-musical artist", "I-musical artist", "O", "B-person"]
 
 
@@ -144,8 +87,8 @@ def test_end_to_end_two_sets(tiny_checkpoint, tmp_path):
 
 def test_ner_settings_reach_cortex_ner(tiny_checkpoint, tmp_path, monkeypatch):
     configs = []
-    real = E.Evaluator.run_component
-    monkeypatch.setattr(E.Evaluator, "run_component",
+    real = Evaluator.run_component
+    monkeypatch.setattr(Evaluator, "run_component",
                         lambda self, factory, config, docs: configs.append(config) or real(self, factory, config, docs))
     report = E.main([str(FIXTURES), "--model", str(tiny_checkpoint), "--output", str(tmp_path / "m.json"),
                      "--sets", "conll2003", "--ner", "prefer_specific=false", "--ner", "threshold=0.8"])
@@ -163,13 +106,13 @@ def test_ner_settings_reach_cortex_ner(tiny_checkpoint, tmp_path, monkeypatch):
 def test_joined_ner_reads_sentences_in_file_order_as_paragraphs(positive_checkpoint, monkeypatch):
     """conll2003_joined: the first sentences joined `joined` at a time into one doc, in
     file order."""
-    sentences = E.read_bio(FIXTURES / "conll2003" / "test.txt")
+    sentences = read_bio(FIXTURES / "conll2003" / "test.txt")
     seen = []
-    real = E.Evaluator.run_component
-    monkeypatch.setattr(E.Evaluator, "run_component",
+    real = Evaluator.run_component
+    monkeypatch.setattr(Evaluator, "run_component",
                         lambda self, factory, config, docs: seen.extend(docs) or real(self, factory, config, docs))
-    ev = E.Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32")
-    report = E.eval_ner(ev, "conll2003/test.txt", "conll", default=len(sentences), joined=2)
+    ev = Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32")
+    report = eval_ner(ev, "conll2003", "test", "conll", default=len(sentences), joined=2)
     assert report["n"] == math.ceil(len(sentences) / 2)
     assert [d.text for d in seen] == [" ".join(w for words, _ in sentences[i : i + 2] for w in words)
                                       for i in range(0, len(sentences), 2)]
@@ -181,8 +124,8 @@ def test_long_text_agreement(positive_checkpoint):
     """A model that marks every word: each paragraph is one span. Joined by blank or line
     breaks the paragraphs keep their spans (agreement 1.0); joined by spaces they become one
     span (agreement 0)."""
-    ev = E.Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32")
-    report = E.eval_long_text(ev)
+    ev = Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32")
+    report = eval_long_text(ev)
     assert report["n"] == 3
     assert report["metrics"]["blank_line_f"] == pytest.approx(1.0)
     assert report["metrics"]["line_break_f"] == pytest.approx(1.0)
@@ -203,30 +146,30 @@ class FakeBiencoder:
 
 def test_choice_readers():
     raw = FIXTURES
-    assert E.commonsenseqa_rows(raw) == [("What does a happy cat do?", ["bark", "purr loudly", "fly"], 1),
+    assert ROWS.commonsenseqa_rows(raw) == [("What does a happy cat do?", ["bark", "purr loudly", "fly"], 1),
                                          ("Where does the sun rise?", ["east", "down"], 0)]
     # the row whose choices do not parse is left out
-    assert E.openbookqa_rows(raw) == [
+    assert ROWS.openbookqa_rows(raw) == [
         ("Fog forms most often around", ["a marsh", "a desert", "the plains", "a tundra"], 0),
         ("Plants need", ["rocks", "sunlight", "plastic", "noise"], 1)]
-    first = E.winogrande_rows(raw)[0]
+    first = ROWS.winogrande_rows(raw)[0]
     assert first == ("Sarah was a better surgeon than Maria so _ got the easier cases.\n"
-                     + E.WINOGRANDE_QUESTIONS[0], ["Sarah", "Maria"], 1)
+                     + WINOGRANDE_QUESTIONS[0], ["Sarah", "Maria"], 1)
 
 
 def test_choice_set_through_select(tiny_checkpoint, monkeypatch):
     """argmax of the scores per item, all items in one batched call; random = mean 1/k;
     the bi-encoder column beside it."""
-    ev = E.Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
+    ev = Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
     calls = []
 
     def score_batch(items, model=None):
         calls.append((items, model))
         return [[len(c) for c in cands] for _, cands in items]  # the longest candidate wins
 
-    monkeypatch.setattr(E.api, "score_batch", score_batch)
+    monkeypatch.setattr(api, "score_batch", score_batch)
     ev.biencoder = None
-    report = E.choice_set(ev, E.commonsenseqa_rows, 1221, "CSQA")
+    report = choice_set(ev, ROWS.commonsenseqa_rows, 1221, "CSQA")
     assert report["n"] == 2 and len(calls) == 1 and calls[0][1] is ev.model
     # "purr loudly" (gold) and "east" (gold, longer than "down")
     assert report["metrics"]["accuracy"] == 1.0
@@ -234,11 +177,11 @@ def test_choice_set_through_select(tiny_checkpoint, monkeypatch):
     assert report["metrics"]["biencoder"] is None
     ev.biencoder = FakeBiencoder()
     # "Where ..." matches no option's letter (argmax 0 = east, right); "What ..." neither (bark, wrong)
-    assert E.choice_set(ev, E.commonsenseqa_rows, 1221, "CSQA")["metrics"]["biencoder"] == 0.5
+    assert choice_set(ev, ROWS.commonsenseqa_rows, 1221, "CSQA")["metrics"]["biencoder"] == 0.5
 
 
 def test_topic_set_with_biencoder_baseline(tiny_checkpoint):
-    ev = E.Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
+    ev = Evaluator(FIXTURES, str(tiny_checkpoint), precision="fp32")
     ev.biencoder = FakeBiencoder()
     report = E.SETS["ag_news"](ev)
     assert report["n"] == 3
@@ -252,13 +195,13 @@ def test_topic_set_with_biencoder_baseline(tiny_checkpoint):
 def test_verify_set(positive_checkpoint, negative_checkpoint):
     """en_core_web_sm proposes, cortex_verify keeps all (a model that says yes to every word)
     or none (no to every word) of them."""
-    pytest.importorskip(E.SPACY_SMALL, reason="the test extra installs en_core_web_sm")
-    kept = E.SETS["verify_wikigold"](E.Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32"))
+    pytest.importorskip(SPACY_SMALL, reason="the test extra installs en_core_web_sm")
+    kept = E.SETS["verify_wikigold"](Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32"))
     m = kept["metrics"]
     assert kept["n"] == 4 and m["before_f"] > 0
     assert (m["after_f"], m["after_p"], m["after_r"]) == (m["before_f"], m["before_p"], m["before_r"])
-    assert set(kept["sweep"]) == {str(t) for t in E.VERIFY_THRESHOLDS}
+    assert set(kept["sweep"]) == {str(t) for t in VERIFY_THRESHOLDS}
     assert kept["label_map"]["GPE"] == "LOC"
-    rejected = E.SETS["verify_wikigold"](E.Evaluator(FIXTURES, str(negative_checkpoint), precision="fp32"))
+    rejected = E.SETS["verify_wikigold"](Evaluator(FIXTURES, str(negative_checkpoint), precision="fp32"))
     assert rejected["metrics"]["before_f"] == m["before_f"]
     assert rejected["metrics"]["after_r"] == 0.0 and rejected["metrics"]["best_f"] == 0.0

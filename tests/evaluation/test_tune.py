@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from spacy_cortex.evaluation import tune as T
-from spacy_cortex.evaluation.evaluate import Evaluator
+from spacy_cortex.evaluation.evaluator import Evaluator
 
 WNUT = "Obama\tB-person\nvisited\tO\nNew\tB-location\nYork\tI-location\n\nGoogle\tB-corporation\nsaid\tO\n"
 CROSSNER = "Turing\tB-researcher\nproposed\tO\nit\tO\n\nin\tO\nNature\tB-academicjournal\n"

@@ -2,16 +2,30 @@
 import builtins
 import json
 import random
-from pathlib import Path
 
 import pytest
 
+from spacy_cortex.corpus import registry
+from spacy_cortex.corpus.readers import read_tagged
 from spacy_cortex.training import convert as C
+from spacy_cortex.training import leakage
+from spacy_cortex.training.records import NLI_CLS, STATS
 from conftest import CONVERTER_FIXTURES, run_converter
 
 FIX = CONVERTER_FIXTURES
 ALL = sorted(C.converters.get_all())
 LABELS = {"positive", "negative", "neutral"}
+
+
+def eval_files(raw_dir):
+    """The files of the registry's EVAL splits found under raw_dir."""
+    return {str(p) for name, split in registry.eval_splits() for p in registry.eval_files(raw_dir, name, split)
+            if p.is_file()}
+
+
+def sentences(path):
+    """(text, spans) of a token<TAB>tag file, as the CoNLL and WNUT converters read it."""
+    return [(text, spans) for text, spans, _ in read_tagged(path, sep="\t", tag_col=1)]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +59,10 @@ def test_squad_spans_slice_to_answer(templates):
     data = json.loads((FIX / "squad_v1.1" / "train-v1.1.reconstructed.json").read_text())
     answers = {qa["question"].strip(): qa["answers"][0]["text"] for a in data["data"]
                for p in a["paragraphs"] for qa in p["qas"]}
-    C.STATS.clear()
+    STATS.clear()
     recs = run_converter("squad", templates)
     assert len(recs) == len(answers) - 1  # the planted unlocatable answer is skipped and counted
-    assert C.STATS["squad: answer not found"] == 1
+    assert STATS["squad: answer not found"] == 1
     for r in recs:
         (s, e), = r["spans"]
         q = next(q for q in answers if q in r["prompt"])
@@ -66,16 +80,8 @@ def test_squad_noanswer_uses_other_article(templates):
         assert r["context"] != own[q]
 
 
-def test_read_bio_spans():
-    sents = list(C.read_bio(FIX / "conll2003" / "train.txt"))
-    text, spans = sents[0]
-    assert text == "EU rejects German call to boycott British lamb ."
-    assert [text[s:e] for s, e in spans["organisation"]] == ["EU"]
-    assert [text[s:e] for s, e in spans["misc"]] == ["German", "British"]
-
-
 def test_ner_one_example_per_type_including_absent(templates):
-    n_sent = len(list(C.read_bio(FIX / "conll2003" / "train.txt"))) + len(list(C.read_bio(FIX / "conll2003" / "dev.txt")))
+    n_sent = len(sentences(FIX / "conll2003" / "train.txt")) + len(sentences(FIX / "conll2003" / "dev.txt"))
     recs = run_converter("conll", templates)
     assert len(recs) == 4 * n_sent
     first = [r for r in recs if r["context"].startswith("EU rejects German")]
@@ -84,13 +90,13 @@ def test_ner_one_example_per_type_including_absent(templates):
     empties = [r for r in first if not r["spans"]]
     assert len(empties) == 2 and all(r["cls"] == "negative" for r in empties)
     wnut = run_converter("wnut", templates)
-    assert len(wnut) == 6 * len(list(C.read_bio(FIX / "wnut17" / "train.conll")))
+    assert len(wnut) == 6 * len(sentences(FIX / "wnut17" / "train.conll"))
 
 
 def test_nli_label_mapping(templates):
     gold = [json.loads(l)["label"] for l in (FIX / "rte" / "train.jsonl").read_text().splitlines()]
     recs = run_converter("rte", templates)
-    assert [r["cls"] for r in recs] == [C.NLI_CLS[g] for g in gold]
+    assert [r["cls"] for r in recs] == [NLI_CLS[g] for g in gold]
     assert {r["cls"] for r in run_converter("cb", templates)} <= LABELS
     sick = run_converter("sick", templates)
     assert len(sick) == 6  # 4 TRAIN + 2 TRIAL rows; TEST rows dropped
@@ -148,28 +154,20 @@ def test_cappy_pairs_balanced(outputs):
 
 
 def test_eval_files_never_opened(templates, monkeypatch):
-    opened, via_open, via_eval = [], [], []
-    real_open, real_c_open, real_open_eval = builtins.open, C._open, C._open_eval
+    opened = []
+    real_open = builtins.open
 
     def spy(path, *a, **kw):
         opened.append(str(path))
         return real_open(path, *a, **kw)
 
-    def spy_c_open(path, *a, **kw):
-        via_open.append(str(path))
-        return real_c_open(path, *a, **kw)
-
     monkeypatch.setattr(builtins, "open", spy)
-    monkeypatch.setattr(C, "_open", spy_c_open)
-    monkeypatch.setattr(C, "_open_eval", lambda path: via_eval.append(str(path)) or real_open_eval(path))
     for name in ALL:
         run_converter(name, templates)
-    assert opened and via_open
-    assert not via_eval  # converters never read through the guard's reader
+    assert opened
     poisoned = [p for p in FIX.rglob("*") if p.is_file() and p.read_text(errors="ignore").startswith("EVAL FILE")]
-    eval_files = {str(p) for pattern, _ in C.EVAL_SOURCES for p in FIX.glob(pattern)}
-    assert poisoned and eval_files
-    assert not set(opened) & ({str(p) for p in poisoned} | eval_files)
+    assert poisoned and eval_files(FIX)
+    assert not set(opened) & ({str(p) for p in poisoned} | eval_files(FIX))
     for bad in ["dev-v1.1.json", "conll2003/test.txt", "dev_matched", "qrels/test.tsv", "dbpedia14_subset/test.tsv",
                 "hf_test_sample100", "boolq/dev", "val.jsonl", "/test.csv", "crossner", "mit_", "/anli/", "xnli", "wikiqa",
                 "commonsenseqa/dev", "openbookqa/test", "winogrande/dev", "policyqa/test", "reuters_r8/test",
@@ -178,35 +176,37 @@ def test_eval_files_never_opened(templates, monkeypatch):
 
 
 def test_leak_guard_reads_eval_files_only_to_compare(tmp_path, monkeypatch):
-    """run() opens EVAL files, but only inside _open_eval (to build the comparison set); _open never does."""
-    opened, via_open, inside = [], [], []
-    real_open, real_c_open, real_open_eval = builtins.open, C._open, C._open_eval
+    """run() opens EVAL files, but only inside the guard's text readers (to build the comparison set)."""
+    opened, inside = [], []
+    real_open, real_reader = builtins.open, leakage.texts_reader
 
     def spy(path, *a, **kw):
         opened.append((str(path), bool(inside)))
         return real_open(path, *a, **kw)
 
-    def spy_c_open(path, *a, **kw):
-        via_open.append(str(path))
-        return real_c_open(path, *a, **kw)
+    def spy_reader(name, split):
+        read = real_reader(name, split)
 
-    def spy_open_eval(path):
-        inside.append(path)
-        try:
-            return real_open_eval(path)
-        finally:
-            inside.pop()
+        def read_inside(path):
+            inside.append(path)
+            try:
+                return list(read(path))
+            finally:
+                inside.pop()
+        return read_inside
 
     monkeypatch.setattr(builtins, "open", spy)
-    monkeypatch.setattr(C, "_open", spy_c_open)
-    monkeypatch.setattr(C, "_open_eval", spy_open_eval)
+    monkeypatch.setattr(leakage, "texts_reader", spy_reader)
     C.run(FIX, tmp_path, ALL)
-    eval_files = {str(p) for pattern, _ in C.EVAL_SOURCES for p in FIX.glob(pattern)}
     compared = {p for p, in_eval in opened if in_eval}
     # every EVAL file there is was read, and only by the guard (scifact's queries file: to find the test claims)
-    assert eval_files and compared == eval_files | {str(FIX / "beir_scifact" / "queries.jsonl")}
-    assert not {p for p, in_eval in opened if not in_eval} & eval_files
-    assert not set(via_open) & eval_files
+    assert eval_files(FIX) and compared == eval_files(FIX) | {str(FIX / "beir_scifact" / "queries.jsonl")}
+    assert not {p for p, in_eval in opened if not in_eval} & eval_files(FIX)
+
+
+def test_every_eval_split_has_a_guard_reader():
+    for name, split in registry.eval_splits():
+        assert callable(leakage.texts_reader(name, split)), (name, split)
 
 
 def test_cli_writes_files_deterministically(tmp_path, capsys):

@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 
-import spacy_cortex.training.datasets  # noqa: F401  (registers the converters)
-from spacy_cortex.training import convert as C
+from spacy_cortex.corpus.registry import train_files
 from spacy_cortex.training.datasets import ner as N
+from spacy_cortex.training.records import STATS, converters
 from conftest import CONVERTER_FIXTURES, run_converter
 
 FIX = CONVERTER_FIXTURES
+def train_paths(name):
+    """The fixture files (relative paths) of the splits a converter reads."""
+    raw_set, splits = N.SOURCES[name]
+    return [str(p.relative_to(FIX)) for split in splits for p in train_files(FIX, raw_set, split)]
+
+
 NAMES = ["fewnerd", "multiconer2", "pilener", "stackoverflow_ner", "wlp", "gum_ner", "wnut16", "harveyner", "anem",
          "bionlp13cg", "bionlp13pc", "bionlp11id", "bc5cdr", "ncbi_disease", "jnlpba"]
 BIO = [n for n in NAMES if n != "pilener"]
@@ -35,7 +41,7 @@ def gold_sentences(name):
     """[(tokens, {type: [entity tokens, ...]})] of the training fixture files, read here without the converter."""
     sep, col = LAYOUT.get(name, ("\t", 1))
     out = []
-    for rel in N.TRAIN_FILES[name]:
+    for rel in train_paths(name):
         rows = []
         for line in (FIX / rel).read_text(encoding="utf-8").split("\n") + [""]:
             if line.startswith(COMMENTS):
@@ -73,7 +79,7 @@ def label_of(prompt, ner_templates):
 
 
 def test_all_registered():
-    assert set(NAMES) <= set(C.converters.get_all())
+    assert set(NAMES) <= set(converters.get_all())
 
 
 def test_types_json_is_data(types):
@@ -199,9 +205,9 @@ def test_anem_keeps_document_spacing(outputs):
 def test_fewnerd_drops_crossner_overlap(templates):
     assert any(" ".join(tokens).startswith("He was later awarded the Gold Medal of the Royal Astronomical Society")
                for tokens, _ in gold_sentences("fewnerd"))  # the fixture holds one of the two sentences
-    C.STATS.clear()
+    STATS.clear()
     recs = run_converter("fewnerd", templates)
-    assert C.STATS["fewnerd: also in CrossNER (EVAL)"] == 1
+    assert STATS["fewnerd: also in CrossNER (EVAL)"] == 1
     assert not any("Royal Astronomical Society" in r["context"] for r in recs)
 
 
@@ -250,7 +256,7 @@ def test_only_training_files_opened(templates, monkeypatch):
         opened.clear()
         run_converter(name, templates)
         fixture_files = {str(Path(p).resolve().relative_to(FIX)) for p in opened if str(FIX) in str(Path(p).resolve())}
-        assert fixture_files == set(N.TRAIN_FILES[name]), name
+        assert fixture_files == set(train_paths(name)), name
         assert all(p == str(N.TYPES_PATH) or str(FIX) in p for p in opened), opened
     poisoned = {str(p) for p in FIX.rglob("*") if p.is_file() and p.read_text(errors="ignore").startswith("EVAL FILE")}
     assert {str(FIX / f) for f in ["jnlpba/test.tsv", "fewnerd_inter_subset/inter_test.txt"]} <= poisoned

@@ -1,14 +1,16 @@
-"""Tests for spacy_cortex.training.datasets.tasks (issue 11) and the leakage guard of convert.run, on the
-small fixtures in corpus/fixtures (same layouts as the raw sets)."""
+"""Tests for the converters of issue 11 (training/datasets: labels, qa, tasks, pairs, promptsource) and the
+leakage guard of convert.run, on the small fixtures in corpus/fixtures (same layouts as the raw sets)."""
 import json
-import random
-from collections import Counter, defaultdict
-from pathlib import Path
+from collections import defaultdict
 
 import pytest
 
 from spacy_cortex.training import convert as C
+from spacy_cortex.training import leakage as L
+from spacy_cortex.training.datasets import labels as LB
+from spacy_cortex.training.datasets import promptsource as P
 from spacy_cortex.training.datasets import tasks as T
+from spacy_cortex.training.records import STATS, converters
 from spacy_cortex.templates import task_template
 from conftest import CONVERTER_FIXTURES, run_converter
 
@@ -32,12 +34,12 @@ def score_response(prompt):
 
 def test_registered():
     for name in NEW:
-        assert name in C.converters.get_all(), name
+        assert name in converters.get_all(), name
 
 
 # ---------------------------------------------------------------- label names
 def test_task_labels_cover_the_full_label_inventories():
-    labels = T.task_labels()
+    labels = LB.task_labels()
     clinc = {i for intents in json.loads((FIX / "clinc150" / "domains.json").read_text()).values() for i in intents}
     assert set(labels["clinc150"]) == clinc and len(clinc) == 150  # domains.json is the full list
     assert set(labels["hwu64"]) == set(json.loads((FIX / "hwu64" / "categories.json").read_text()))
@@ -59,7 +61,7 @@ def test_clinc_gold_plus_negatives_and_all_negative_out_of_scope(templates):
     for text, rs in groups.items():
         clss = sorted(r["cls"] for r in rs)
         assert clss == (["negative"] * 3 if text in oos else ["negative", "negative", "positive"])
-    names = T.task_labels()["clinc150"]
+    names = LB.task_labels()["clinc150"]
     pin = [r for r in groups["i need to change my pin"] if r["cls"] == "positive"][0]
     assert any(n in pin["prompt"] for n in names["pin_change"])
 
@@ -73,7 +75,7 @@ def test_label_sets_gold_plus_two_negatives(templates, name):
 
 
 def test_snips_utterances_from_pieces_latin1_and_intents_only():
-    rows = dict(T.snips_utterances(FIX))
+    rows = dict(LB.snips_utterances(FIX))
     assert rows["What will the weather be this year in Horseshoe Lake?"] == "GetWeather"
     assert rows["play Beyoncé on Spotify"] == "PlayMusic"  # the Latin-1 file decodes
     assert set(rows.values()) == {"GetWeather", "PlayMusic", "RateBook"}
@@ -81,12 +83,12 @@ def test_snips_utterances_from_pieces_latin1_and_intents_only():
 
 # ---------------------------------------------------------------- QA
 def test_squadshifts_first_answer_located_in_all_three_files(templates):
-    C.STATS.clear()
+    STATS.clear()
     recs = run_converter("squadshifts", templates)
     answers = {"Staffordshire", "manganese", "30 hours", "weak", "Denver"}
     assert {r["context"][s:e] for r in recs for s, e in r["spans"]} == answers
     assert all(len(r["spans"]) == 1 and r["cls"] == "positive" for r in recs)
-    assert C.STATS["squadshifts: answer not found"] == 1
+    assert STATS["squadshifts: answer not found"] == 1
 
 
 def test_policyqa_keeps_disjoint_answer_spans(templates):
@@ -144,12 +146,12 @@ def test_converted_file_keeps_groups_together(tmp_path):
 
 
 def test_openbookqa_train_and_dev_not_test(templates):
-    C.STATS.clear()
+    STATS.clear()
     groups = by_context(run_converter("openbookqa", templates))
     assert set(groups) == {"The sun is responsible for", "What is an example of hunting?", "Which would freeze last?"}
     gold = {ctx: score_response(r["prompt"]) for ctx, rs in groups.items() for r in rs if r["cls"] == "positive"}
     assert gold["Which would freeze last?"] == "a bowl of salt water"
-    assert C.STATS["openbookqa: openbookqa row with unparsed choices"] == 1  # the row with two (D)
+    assert STATS["openbookqa: openbookqa row with unparsed choices"] == 1  # the row with two (D)
 
 
 def test_winogrande_sentence_and_question_two_candidates(templates):
@@ -175,7 +177,7 @@ def test_promptsource_renders_mapped_training_sets_only(templates):
     assert recs and all(r["spans"] is None for r in recs)
     groups = by_context(recs)
     for ctx, rs in groups.items():
-        assert sum(r["cls"] == "positive" for r in rs) == 1 and 2 <= len(rs) <= T.MAX_CANDIDATES
+        assert sum(r["cls"] == "positive" for r in rs) == 1 and 2 <= len(rs) <= P.MAX_CANDIDATES
         assert "{{" not in ctx and "|||" not in ctx
     assert not any("World, Sports" in c or "news" in c.lower() for c in groups)  # ag_news (EVAL) not rendered
     assert not any("Does sentence B entail" in c for c in groups)  # template with the wrong label direction
@@ -192,33 +194,33 @@ def test_promptsource_renders_mapped_training_sets_only(templates):
 
 
 def test_promptsource_cap_per_template_and_determinism(templates, monkeypatch):
-    monkeypatch.setattr(T, "PS_ROWS_PER_TEMPLATE", 1)
+    monkeypatch.setattr(P, "PS_ROWS_PER_TEMPLATE", 1)
     recs = run_converter("promptsource", templates)
-    n_templates = sum(1 for key, _ in T.promptsource_templates(FIX) if key in T.PS_DATASETS)
+    n_templates = sum(1 for key, _ in P.promptsource_templates(FIX) if key in P.PS_DATASETS)
     assert 0 < sum(r["cls"] == "positive" for r in recs) <= n_templates
     assert recs == run_converter("promptsource", templates)
 
 
 # ---------------------------------------------------------------- leakage guard
 def test_eval_key_ignores_case_whitespace_and_punctuation_spacing():
-    assert C.eval_key("  Where would you put a  TEAPOT ?") == C.eval_key("where would you put a teapot?")
-    assert C.eval_key("EU rejects German call .") == C.eval_key("EU rejects German call.")
-    assert C.eval_key("a cat") != C.eval_key("a cab")
+    assert L.eval_key("  Where would you put a  TEAPOT ?") == L.eval_key("where would you put a teapot?")
+    assert L.eval_key("EU rejects German call .") == L.eval_key("EU rejects German call.")
+    assert L.eval_key("a cat") != L.eval_key("a cab")
 
 
 def test_leak_guard_drops_training_rows_repeating_eval_rows(tmp_path, templates):
     # fixtures: a commonsenseqa train stem = a dev stem (case / spaces differ); an openbookqa dev stem =
     # a test stem; a winogrande train sentence = a dev sentence; an anli_dev hypothesis = an xnli test one
-    C.STATS.clear()
+    STATS.clear()
     names = ["commonsenseqa", "openbookqa", "winogrande", "anli_dev", "promptsource", "clinc150"]
     counts = C.run(FIX, tmp_path, names)
-    leaks = {n: C.STATS[f"leak:{n}"] for n in names}
+    leaks = {n: STATS[f"leak:{n}"] for n in names}
     assert leaks["commonsenseqa"] == 5  # the 5 candidates of the teapot question
     assert leaks["openbookqa"] == 4
     assert leaks["winogrande"] == 2  # caught on the sentence line of the instruction
     assert leaks["anli_dev"] == 1  # caught on the hypothesis inside the prompt template
     assert leaks["promptsource"] > 0  # rows of the same questions rendered into PromptSource templates
-    assert leaks["clinc150"] == 0 and "leak:clinc150" in C.STATS  # zero counts are reported too
+    assert leaks["clinc150"] == 0 and "leak:clinc150" in STATS  # zero counts are reported too
     for name in names:
         lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
         direct = run_converter(name, templates)
@@ -226,11 +228,11 @@ def test_leak_guard_drops_training_rows_repeating_eval_rows(tmp_path, templates)
         text = "\n".join(lines).lower()
         for leaked in ["teapot", "example of hunting", "brown  suitcase", "brown suitcase", "albums before 2016"]:
             assert leaked not in text, (name, leaked)
-    assert not C.EVAL_KEYS and not C.is_eval_text("where would you put a teapot when you are done with it?")
+    assert not L.EVAL_KEYS and not L.is_eval_text("where would you put a teapot when you are done with it?")
 
 
 def test_cli_prints_leak_counts(tmp_path, capsys):
-    C.STATS.clear()
+    STATS.clear()
     C.main([str(FIX), str(tmp_path), "--tasks", "commonsenseqa,winogrande"])
     out = capsys.readouterr().out
     assert "skipped[leak:commonsenseqa]\t5" in out and "skipped[leak:winogrande]\t2" in out

@@ -1,3 +1,3 @@
-"""Converters of the newer training sets, registered in convert.converters"""
-from . import ner  # noqa: F401
-from . import tasks  # noqa: F401
+"""The converters of the raw training sets, one module per kind of task; importing this
+package registers them all in records.converters."""
+from . import cappy, labels, ner, pairs, promptsource, qa, tasks  # noqa: F401

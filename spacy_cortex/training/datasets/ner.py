@@ -1,4 +1,5 @@
-"""NER converters of the newer training sets: one example per (entity type, passage).
+"""NER converters: CoNLL-2003 and WNUT-17 (one example per entity type of the set per
+sentence, absent types included), and the newer sets: one example per (entity type, passage).
 
 A passage gives one example per entity type present in it (spans: that type's mentions) and as
 many types of the set's inventory that are absent from it (empty spans: a negative), sampled with
@@ -12,47 +13,44 @@ Entity types are asked with words a user would type (templates/ner_types.json: {
 examples use the raw type as written instead (lowercased, _ and - as spaces). Pile-NER also uses its
 GPT-written type definitions (`_definition_templates`) and keeps its own negatives.
 
-Contexts are tokens joined by single spaces as `convert.read_bio` does, except where the data has
+Contexts are tokens joined by single spaces (corpus.readers.read_tagged), except where the data has
 the raw text (Pile-NER passages; AnEM gives character offsets, so its sentences keep their spacing).
-Sentences under 3 tokens are skipped. Only the files in TRAIN_FILES are read, all through
-convert._open; no test split and no split that corpus/raw/INDEX.md calls EVAL.
+Sentences under 3 tokens are skipped. Only the splits in SOURCES are read, through the corpus
+registry; no test split and no split that corpus/raw/INDEX.md calls EVAL.
 """
 import json
 import random
 import re
-from collections import defaultdict
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Pattern, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from ..convert import STATS, _open, converters, fill, read_bio, read_jsonl, read_lines, record
+from ...corpus.readers import Sentence, Spans, read_json, read_jsonl, read_tagged
+from ...corpus.registry import train_file, train_files
 from ...templates import TEMPLATES_DIR
+from ..records import STATS, converters, fill, record
 
 TYPES_PATH = TEMPLATES_DIR / "ner_types.json"
 MIN_TOKENS = 3
 
-# The training files read per converter (paths under the raw corpus folder).
-TRAIN_FILES: Dict[str, List[str]] = {
+# The raw set and the splits each converter reads (files: corpus/registry.py).
+SOURCES: Dict[str, Tuple[str, Tuple[str, ...]]] = {
+    "conll": ("conll2003", ("train", "dev")),  # dev is allowed for training; test is EVAL
+    "wnut": ("wnut17", ("train",)),
     # INTER train only: INTER test is a test split, and the INTER dev episodes (13 other types) are not a train split
-    "fewnerd": ["fewnerd_inter_subset/inter_train_part_a.txt", "fewnerd_inter_subset/inter_train_part_b.txt"],
-    # both parts = the official train split
-    "multiconer2": ["multiconer2_en/en-train90.conll", "multiconer2_en/en-train10.conll"],
+    "fewnerd": ("fewnerd_inter_subset", ("train",)),
+    "multiconer2": ("multiconer2_en", ("train",)),  # both parts = the official train split
     # the only Pile-NER rows here (SLIMER's validation sample of Pile-NER train) + the GPT type definitions
-    "pilener": ["pilener_slimer_subset/validation_391types_5pos5neg.jsonl",
-                "pilener_slimer_subset/top391NEs_definitions.json"],
-    "stackoverflow_ner": ["stackoverflow_ner/train.txt"],
-    "wlp": ["wlp_wnut2020/train.conll"],
-    "gum_ner": ["gum_ner/train.conll"],
-    "wnut16": ["wnut16/train.conll"],
-    "harveyner": ["harveyner/train.bio"],
-    "anem": ["anem/train.conll"],
-    "bionlp13cg": ["bionlp13cg/train.tsv"],
-    "bionlp13pc": ["bionlp13pc/train.tsv"],
-    "bionlp11id": ["bionlp11id/train.tsv"],
-    "bc5cdr": ["bc5cdr/train.tsv"],
-    "ncbi_disease": ["ncbi_disease/train.tsv"],
+    "pilener": ("pilener_slimer_subset", ("rows", "definitions")),
+    "stackoverflow_ner": ("stackoverflow_ner", ("train",)),
+    "wlp": ("wlp_wnut2020", ("train",)),
+    "gum_ner": ("gum_ner", ("train",)),
+    "wnut16": ("wnut16", ("train",)),
+    "harveyner": ("harveyner", ("train",)),
+    "anem": ("anem", ("train",)),
+    **{name: (name, ("train",)) for name in ("bionlp13cg", "bionlp13pc", "bionlp11id", "bc5cdr", "ncbi_disease")},
     # no train split here; devel (carved from the original training data) is not EVAL in INDEX.md
-    "jnlpba": ["jnlpba/devel.tsv"],
+    "jnlpba": ("jnlpba", ("devel",)),
 }
 
 # Few-NERD sentences that are also CrossNER (EVAL) sentences, named in fewnerd_inter_subset/SOURCE.md.
@@ -75,14 +73,10 @@ SO_PSEUDO = re.compile(r"(Question_ID|Question_URL|Answer_to_Question_ID) :.*"
 DOCSTART = "-DOCSTART-"
 INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
 
-Spans = Dict[str, List[List[int]]]
-Sentence = Tuple[str, Spans, int]  # text, {raw type: [[start, end], ...]}, number of tokens
-
 
 # ---------------------------------------------------------------- names and prompts
 def load_types(path: Path = TYPES_PATH) -> dict:
-    with _open(path) as f:
-        return json.load(f)
+    return read_json(path)
 
 
 def raw_words(raw: str) -> str:
@@ -125,45 +119,10 @@ def type_examples(task: str, passages: Iterable[Tuple[str, Spans]], templates: d
 
 # ---------------------------------------------------------------- readers
 def bio_sentences(path: Path) -> Iterator[Sentence]:
-    """convert.read_bio (token<TAB>tag, tag in column 2) with the token count."""
-    for text, spans in read_bio(path):
+    """A token<TAB>tag file (the tag in column 2) as read_tagged reads it; the token count
+    is the text's space-separated words."""
+    for text, spans, _ in read_tagged(path, sep="\t", tag_col=1):
         yield text, spans, len(text.split(" "))
-
-
-def tagged_sentences(path: Path, sep: Optional[str] = None, tag_col: int = -1, offsets: bool = False,
-                     comment: Optional[Pattern] = None) -> Iterator[Sentence]:
-    """Sentences of the CoNLL variants read_bio does not parse: space-separated columns (MultiCoNER
-    `token _ _ TAG`, HarveyNER `token TAG`), comment lines (`# id ...`, `# document: ...`, `-DOCSTART-`),
-    or character offsets (AnEM `token start end TAG`: tokens are joined as the document spaced them).
-    IOB2 tags; as in read_bio, an I- tag after O or another type starts a new entity."""
-    rows: List[List[str]] = []
-    for line in read_lines(path) + [""]:
-        if comment is not None and comment.match(line):
-            continue
-        if line.strip():
-            rows.append(line.split(sep))
-            continue
-        if rows:
-            yield _assemble(rows, tag_col, offsets)
-            rows = []
-
-
-def _assemble(rows: List[List[str]], tag_col: int, offsets: bool) -> Sentence:
-    text, spans, cur, prev_end = "", defaultdict(list), None, 0
-    for cols in rows:
-        tok, tag = cols[0], cols[tag_col].strip()
-        if text and (not offsets or int(cols[1]) > prev_end):
-            text += " "
-        start = len(text)
-        text += tok
-        prev_end = int(cols[2]) if offsets else 0
-        kind = tag[2:] if tag != "O" else None
-        if tag.startswith("B-") or (tag.startswith("I-") and cur != kind):
-            spans[kind].append([start, len(text)])
-        elif tag.startswith("I-"):
-            spans[kind][-1][1] = len(text)
-        cur = kind
-    return text, dict(spans), len(rows)
 
 
 def _trim(text: str, spans: Spans) -> Spans:
@@ -202,13 +161,14 @@ def passages(task: str, sentences: Iterable[Sentence],
 
 
 def _files(raw_dir: Path, task: str) -> List[Path]:
-    return [Path(raw_dir) / p for p in TRAIN_FILES[task]]
+    name, splits = SOURCES[task]
+    return [path for split in splits for path in train_files(raw_dir, name, split)]
 
 
 def _bio_task(task: str, raw_dir: Path, templates: dict, rng: random.Random, drop=None, **reader) -> Iterator[dict]:
-    """A tagged-token set: read_bio where it parses the file, else tagged_sentences(**reader)."""
+    """A tagged-token set: bio_sentences where it parses the file, else read_tagged(**reader)."""
     sents = (s for path in _files(raw_dir, task)
-             for s in (tagged_sentences(path, **reader) if reader else bio_sentences(path)))
+             for s in (read_tagged(path, **reader) if reader else bio_sentences(path)))
     yield from type_examples(task, passages(task, sents, drop), templates, rng)
 
 
@@ -217,6 +177,27 @@ def _norm(text: str) -> str:
 
 
 # ---------------------------------------------------------------- converters
+def ner_examples(task, path, label_set, templates, rng) -> Iterator[dict]:
+    """One example per entity type per sentence, absent types included (empty spans -> negative)."""
+    names = templates["ner_labels"][label_set]
+    for text, spans, _ in read_tagged(path, sep="\t", tag_col=1):
+        for kind, descs in names.items():
+            prompt = fill(rng, templates["ner"], label=rng.choice(descs))
+            yield record(task, prompt, text, spans=spans.get(kind, []))
+
+
+@converters.register("conll")
+def convert_conll(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    for path in _files(raw_dir, "conll"):
+        yield from ner_examples("conll", path, "conll", templates, rng)
+
+
+@converters.register("wnut")
+def convert_wnut(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    for path in _files(raw_dir, "wnut"):
+        yield from ner_examples("wnut", path, "wnut", templates, rng)
+
+
 @converters.register("fewnerd")
 def convert_fewnerd(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
     held_out = {_norm(t) for t in EVAL_OVERLAP["fewnerd"]}
@@ -231,15 +212,13 @@ def convert_multiconer2(raw_dir: Path, templates: dict, rng: random.Random) -> I
 
 @converters.register("stackoverflow_ner")
 def convert_stackoverflow_ner(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
-    yield from _bio_task("stackoverflow_ner", raw_dir, templates, rng,  # read_bio: the gold tag is column 2
+    yield from _bio_task("stackoverflow_ner", raw_dir, templates, rng,  # bio_sentences: the gold tag is column 2
                          drop=lambda text: "post header or code placeholder" if SO_PSEUDO.fullmatch(text) else None)
 
 
 @converters.register("wlp")
 def convert_wlp(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
     yield from _bio_task("wlp", raw_dir, templates, rng, sep="\t", tag_col=1, comment=re.compile(r"# document: "))
-
-
 
 
 @converters.register("harveyner")
@@ -250,9 +229,6 @@ def convert_harveyner(raw_dir: Path, templates: dict, rng: random.Random) -> Ite
 @converters.register("anem")
 def convert_anem(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
     yield from _bio_task("anem", raw_dir, templates, rng, sep="\t", offsets=True)
-
-
-
 
 
 
@@ -284,8 +260,7 @@ def locate_all(text: str, entities: Iterable[str]) -> List[List[int]]:
 
 def pile_definitions(path: Path) -> Dict[str, Tuple[str, Optional[str]]]:
     """{type: (definition, guidelines or None)}; guidelines cut off mid-sentence in the source are left out."""
-    with _open(path) as f:
-        raw = json.load(f)
+    raw = read_json(path)
     out = {}
     for name, entry in raw.items():
         answer = json.loads(entry["gpt_answer"])
@@ -297,7 +272,7 @@ def pile_definitions(path: Path) -> Dict[str, Tuple[str, Optional[str]]]:
 @converters.register("pilener")
 def convert_pilener(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
     """One example per data row (passage, type), its negatives (output "[]") kept as they are."""
-    rows_path, defs_path = _files(raw_dir, "pilener")
+    rows_path, defs_path = (train_file(raw_dir, "pilener_slimer_subset", split) for split in ("rows", "definitions"))
     types = load_types()
     names, defs = types["pilener"], pile_definitions(defs_path)
     for r in read_jsonl(rows_path):
