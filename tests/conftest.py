@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
 
 WORDS = (
@@ -22,6 +22,13 @@ def tiny_tokenizer() -> BertTokenizerFast:
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # `[CLS] a [SEP] b [SEP]` as a published BERT tokenizer.json has it: transformers 5's
+    # BertTokenizer adds this itself, 4.x's BertTokenizerFast keeps a tokenizer_object as given
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    # BertTokenizerFast: 4.x's fast BERT tokenizer; in 5.x the same name for BertTokenizer
     return BertTokenizerFast(tokenizer_object=tok, model_max_length=512)
 
 

@@ -102,6 +102,7 @@ def test_spacy_blank_pays_nothing_for_the_plugin():
     load neither torch nor transformers, and change nothing process-wide (fork hooks,
     environment, torch threads). thinc itself imports torch where torch is installed (and
     other plugins, spacy-transformers, import both), so our modules' imports are counted."""
+    pytest.importorskip("spacy")
     out = run_python('''
         import os, traceback
         blocker = Blocker((), watched=("torch", "transformers"))
@@ -124,6 +125,7 @@ def test_spacy_blank_pays_nothing_for_the_plugin():
 def test_process_state_changes_only_with_a_component(tiny_checkpoint):
     """The API leaves a forked child's torch threads alone; creating a cortex component
     installs the fork hooks (one torch thread per child, for nlp.pipe(n_process=N))."""
+    pytest.importorskip("spacy")
     out = run_python('''
         import json, multiprocessing, os
         import torch

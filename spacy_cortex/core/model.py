@@ -13,7 +13,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 import numpy as np
 import torch
 from safetensors import safe_open
-from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PretrainedConfig
 
 from .device import DEFAULT_BATCH_TOKENS, autocast_dtype, resolve_device, resolve_precision
 from .encoding import (
@@ -49,6 +49,37 @@ logger = logging.getLogger("spacy_cortex")
 # (empty "meta" weights, default dtype): two loads at once leave meta tensors behind, in the
 # model and in any torch module created later. Every load in this process takes this lock.
 _LOAD_LOCK = threading.RLock()
+
+
+# transformers 4 loads weights as fp32 unless told otherwise; transformers 5 loads them in the
+# dtype they are stored in (`dtype="auto"` by default), so the shipped fp16 weights would run
+# (and train) in fp16 on the CPU. The dtype is therefore always given. Its argument is
+# `dtype` where the config knows that name (4.56 and later; 5.x deprecates `torch_dtype`),
+# `torch_dtype` before: a feature check, not a version string.
+DTYPE_ARG = "dtype" if hasattr(PretrainedConfig(), "dtype") else "torch_dtype"
+
+
+@contextlib.contextmanager
+def _quiet_progress():
+    """No progress bar on stderr while a local folder is read or written (transformers 5
+    draws "Loading weights" for every load, 4.53 "Writing model shards" for every save; the
+    CLI's stderr is for its own progress and rejects). transformers' switch is process-wide,
+    so it is turned off only for the load or save, under _LOAD_LOCK, and restored; the bars
+    of huggingface_hub (which the switch turns off and on as well) are left as they were."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    if not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hub_disabled = are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+        if hub_disabled:
+            disable_progress_bars()
 
 
 class CheckpointError(ValueError):
@@ -117,10 +148,12 @@ def _load_hf_model(path: Path, fresh_head: bool):
             f"{path} has a head of {config.num_labels} labels; a cortex checkpoint needs "
             f"{NUM_LABELS} (neutral / positive / negative)"
         )
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, config=config, local_files_only=True, use_safetensors=True,
-        ignore_mismatched_sizes=fresh_head,  # a base with another head gets a fresh one
-    )
+    with _quiet_progress():
+        model = AutoModelForTokenClassification.from_pretrained(
+            path, config=config, local_files_only=True, use_safetensors=True,
+            ignore_mismatched_sizes=fresh_head,  # a base with another head gets a fresh one
+            **{DTYPE_ARG: torch.float32},  # fp32 weights: exact CPU inference, training; casts are made from them
+        )
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, use_fast=True)
     if not tokenizer.is_fast:
         raise CheckpointError(f"{path}: a fast tokenizer (tokenizer.json) is needed for offsets")
@@ -276,7 +309,8 @@ class CortexModel:
             model.load_state_dict({k: v.detach().cpu() for k, v in self.hf_model.state_dict().items()})
             if fp16:
                 model.half()
-        model.save_pretrained(path, safe_serialization=True)
+        with _LOAD_LOCK, _quiet_progress():
+            model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
         settings = {"max_length": self.max_length, "stride": self.stride}
         (path / "cortex.json").write_text(json.dumps(settings, indent=2))

@@ -106,7 +106,10 @@ def setup_naive(job: Job, checkpoint: str) -> Runner:
     """What a user writes with transformers alone: one call per (text, prompt), fp32."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    model = AutoModelForTokenClassification.from_pretrained(checkpoint, local_files_only=True).to(job.device)
+    from ..core.model import DTYPE_ARG
+
+    model = AutoModelForTokenClassification.from_pretrained(  # fp32 also from fp16 weights (transformers 5)
+        checkpoint, local_files_only=True, **{DTYPE_ARG: torch.float32}).to(job.device)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
     model.eval()
     [(task, n)] = job.tasks.items()  # one NER task: its prompts, one call each

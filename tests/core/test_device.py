@@ -4,7 +4,6 @@ import sys
 
 import numpy as np
 import pytest
-import spacy
 import torch
 from safetensors import safe_open
 
@@ -26,6 +25,7 @@ def two_gpus(monkeypatch):
 
 
 def test_auto_follows_spacy(monkeypatch):
+    pytest.importorskip("thinc")
     assert resolve_device("auto") == torch.device("cpu")  # thinc's NumpyOps: no GPU asked for
     assert resolve_device(None) == torch.device("cpu")
     # after spacy.require_gpu(1) thinc's ops are CuPy ops on GPU 1; its helper says cuda:1
@@ -38,7 +38,7 @@ def test_auto_follows_spacy(monkeypatch):
 
 def test_auto_is_cpu_where_thinc_was_never_imported(monkeypatch):
     """The core without spaCy (the GPU scripts): nothing to follow, so the CPU."""
-    monkeypatch.delitem(sys.modules, "thinc.util")
+    monkeypatch.delitem(sys.modules, "thinc.util", raising=False)
     assert resolve_device("auto") == torch.device("cpu")
 
 
@@ -81,11 +81,16 @@ def test_missing_device_is_a_clear_error_everywhere(tiny_checkpoint, monkeypatch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError, match="cuda:3"):
         CortexModel.from_path(tiny_checkpoint, device="cuda:3")
+    with pytest.raises(DeviceError, match="Unknown device 'tpu'"):
+        api.load_model(str(tiny_checkpoint), device="tpu")
+
+
+def test_missing_device_is_a_clear_error_in_a_pipeline(tiny_checkpoint, monkeypatch):
+    spacy = pytest.importorskip("spacy")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     nlp = spacy.blank("en")
     with pytest.raises(DeviceError, match="cuda"):
         nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint), "device": "cuda"}})
-    with pytest.raises(DeviceError, match="Unknown device 'tpu'"):
-        api.load_model(str(tiny_checkpoint), device="tpu")
 
 
 def test_default_batch_tokens_follow_the_device(tiny_checkpoint, two_gpus, monkeypatch):

@@ -236,6 +236,41 @@ def test_save_round_trip(tmp_path, tiny_checkpoint, fp16):
         assert np.allclose(a.cls_probs, b.cls_probs, atol=atol)
 
 
+def test_fp16_weights_load_as_fp32_quietly(tmp_path, tiny_checkpoint, capfd):
+    """fp16 safetensors (the shipped model) give fp32 weights in memory under transformers 4
+    and 5 (5 loads a checkpoint in its stored dtype unless told), equal to the fp16 values;
+    loading and saving draw no progress bar on stderr and leave transformers' switch on."""
+    from transformers.utils import logging as hf_logging
+
+    CortexModel.from_path(tiny_checkpoint).save(tmp_path / "half", fp16=True)
+    capfd.readouterr()
+    model = CortexModel.from_path(tmp_path / "half", precision="fp32", device="cpu")
+    assert {p.dtype for p in model.hf_model.parameters()} == {torch.float32}
+    with safe_open(str(tmp_path / "half" / "model.safetensors"), framework="pt") as f:
+        stored = {k: f.get_tensor(k) for k in f.keys()}
+    for key, value in model.hf_model.state_dict().items():
+        if key in stored:
+            assert torch.equal(value, stored[key].float()), key
+    model.save(tmp_path / "again")  # unchanged fp16 weights stay fp16
+    assert capfd.readouterr().err == ""
+    assert hf_logging.is_progress_bar_enabled()
+
+
+def test_a_wordpiece_vocabulary_alone_gives_the_same_fast_tokenizer(tmp_path, tiny_checkpoint):
+    """A folder with vocab.txt and no tokenizer.json (transformers 5 saves no vocab.txt, 4.x
+    both): the fast tokenizer is built from the vocabulary, with the same ids and offsets."""
+    model = CortexModel.from_path(tiny_checkpoint)
+    shutil.copytree(tiny_checkpoint, tmp_path / "vocab")
+    vocab = model.tokenizer.get_vocab()
+    (tmp_path / "vocab" / "vocab.txt").write_text("".join(t + "\n" for t in sorted(vocab, key=vocab.get)))
+    (tmp_path / "vocab" / "tokenizer.json").unlink()
+    rebuilt = CortexModel.from_path(tmp_path / "vocab")
+    assert rebuilt.tokenizer.is_fast
+    text = "The patient was given 20 mg of Atorvastatin, asked about a refund!"
+    a, b = model.encode_text(text), rebuilt.encode_text(text)
+    assert a.ids.tolist() == b.ids.tolist() and a.offsets.tolist() == b.offsets.tolist()
+
+
 # --- the real loading path: a pretrained-style base checkpoint built here --------------------
 
 
