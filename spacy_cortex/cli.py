@@ -54,6 +54,7 @@ def annotate(
     model: str = typer.Option(DEFAULT_CHECKPOINT, help="Registered checkpoint name or folder"),
     precision: str = typer.Option("auto", help="auto (GPU: bf16 or fp16; CPU: bf16 with native bf16, else fp32), fp32, bf16 or fp16 (GPU)"),
     device: str = typer.Option("auto", help="auto (CPU unless spaCy was told to use a GPU), cpu, cuda or cuda:N; with --engine ray and --num-gpus, each actor's GPU"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to run on, as in spaCy's commands: N is --device cuda:N; -1 (default): --device decides"),
     batch_size: int = typer.Option(64, min=1, help="Docs per nlp.pipe batch"),
     engine: str = typer.Option("local", help="local (this process) or ray"),
     address: Optional[str] = typer.Option(RAY_DEFAULTS["address"], help="--engine ray: the cluster (default: a local one)"),
@@ -63,6 +64,7 @@ def annotate(
 ):
     """Annotate every document with entities, categories and answers."""
     with usage_errors():
+        device = gpu_device(gpu_id, device)
         spec = PipelineSpec(pipeline, model, precision, tuple(ner), tuple(cat), tuple(question), multi_label,
                             none_label, threshold, extend_threshold, ner_window, prefer_specific, device)
         runner = make_engine(engine, batch_size, address=address, actors=actors, num_cpus=num_cpus,
@@ -80,6 +82,24 @@ def annotate(
         typer.echo(f"Interrupted{kept}", err=True)
         raise typer.Exit(130)
     typer.echo(summary_line(summary), err=True)
+
+
+def gpu_device(gpu_id: int, device: str) -> str:
+    """The --device that --gpu-id N names (cuda:N; -1: --device as given). Raises
+    ValueError for an id below -1 or beside another --device, DeviceError (a ValueError)
+    where that GPU is not there."""
+    if gpu_id == -1:
+        return device
+    if gpu_id < -1:
+        raise ValueError(f"--gpu-id {gpu_id}: use a GPU number (0, 1, ...) or -1 for none")
+    if device != "auto":
+        raise ValueError(f"--gpu-id {gpu_id} and --device {device}: give one of them")
+    from .core.device import DeviceError, resolve_device  # torch: loaded only when a GPU is asked for here
+
+    try:
+        return str(resolve_device(f"cuda:{gpu_id}"))
+    except DeviceError as err:
+        raise DeviceError(f"--gpu-id {gpu_id}: {err}") from None
 
 
 def make_engine(name: str, batch_size: int, **ray_options) -> Engine:
@@ -112,8 +132,12 @@ def plural(n: int, noun: str) -> str:
 
 @app.command()
 def info():
-    """Where the default checkpoint is and whether it is installed."""
+    """Where the default checkpoint is, whether it is installed, and the licence of its weights."""
     from .core.checkpoints import resolve_checkpoint
+    from .pipeline import checkpoint_source
 
     path = resolve_checkpoint(DEFAULT_CHECKPOINT)
     typer.echo(f"{DEFAULT_CHECKPOINT}: {path} ({'present' if (path / 'model.safetensors').exists() else 'missing'})")
+    source = checkpoint_source(path)
+    licence = f"{source['license']} (model card: {source['url']})" if source else "not stated by the checkpoint"
+    typer.echo(f"Licence of the weights: {licence}. The spacy-cortex code is MIT.")

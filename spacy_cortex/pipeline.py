@@ -5,6 +5,7 @@ which prompts it needs for each doc, runs all (prompt, window) requests together
 leaves the probabilities on the doc for the task components to decode.
 """
 import bisect
+import json
 import logging
 import warnings
 import random
@@ -19,7 +20,8 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import minibatch
 
-from .architectures import CortexModelSpec
+from .architectures import CortexModelSpec, loading_saved_pipeline
+from .core.checkpoints import resolve_checkpoint
 from .core.encoding import RequestResult
 
 if TYPE_CHECKING:  # torch and transformers load when a cortex component is created
@@ -211,8 +213,43 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
     does, and installs two fork hooks, once per process, for nlp.pipe(n_process=N): a
     forked child runs torch on one thread, and TOKENIZERS_PARALLELISM defaults to "false"
     at a fork (spacy_cortex.core.device.install_fork_hooks). Nothing else process-wide.
+
+    A checkpoint whose cortex.json states its licence (the shipped one: research and
+    non-commercial use) adds {name, url (its model card), license} to nlp.meta["sources"],
+    so meta.json of a saved or packaged pipeline carries it; one that states none adds nothing.
     """
+    if not loading_saved_pipeline():  # a saved pipeline's meta.json lists it already
+        add_source(nlp.meta, checkpoint_source(resolve_checkpoint(model.checkpoint)))
     return Cortex(nlp, name, model)
+
+
+def checkpoint_source(folder: Path) -> Optional[dict]:
+    """The meta.json `sources` entry of a checkpoint that states its licence in cortex.json
+    ({"source": {"name": ..., "license": ..., "card": "README.md"}}): {name, url: where its
+    model card is, license}. None for a checkpoint that states none: nothing is guessed."""
+    try:
+        source = json.loads((Path(folder) / "cortex.json").read_text(encoding="utf8")).get("source")
+    except (OSError, ValueError, AttributeError):  # no file, not JSON, not an object
+        return None
+    if not isinstance(source, dict) or not source.get("license"):
+        return None
+    card = Path(folder) / source.get("card", "README.md")
+    return {"name": source.get("name", Path(folder).name), "url": card_location(card) if card.is_file() else "",
+            "license": source["license"]}
+
+
+def card_location(card: Path) -> str:
+    """A model card inside this package as its path in the package (the same in every
+    install, unlike this machine's folder); elsewhere its absolute path."""
+    package, card = Path(__file__).resolve().parent, card.resolve()
+    return str(Path(package.name) / card.relative_to(package)) if card.is_relative_to(package) else str(card)
+
+
+def add_source(meta: dict, source: Optional[dict]) -> None:
+    """Append `source` to meta["sources"] unless it is None or listed already."""
+    sources = meta.setdefault("sources", [])
+    if source is not None and source not in sources:
+        sources.append(source)
 
 
 def shared_windows(listeners: Sequence["CortexTask"], per_task: Sequence[List[List[str]]]) -> Dict[str, int]:

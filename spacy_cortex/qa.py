@@ -9,7 +9,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from .core.decoding import answer_probability, best_span, yes_probability
+from .core.decoding import NO_ANSWER_THRESHOLD, check_answer_settings, extractive_answer, yes_probability
 from .pipeline import CortexTask, Task, make_span, make_task_component
 from .registry import tasks
 
@@ -51,10 +51,7 @@ def normalize_question(spec: QuestionSpec) -> Dict[str, str]:
 class QATask(Task):
     def __init__(self, questions: List[QuestionSpec], no_answer_threshold: float, max_answer_words: int):
         install_extensions()
-        if not 0.0 <= no_answer_threshold <= 1.0:
-            raise ValueError(f"no_answer_threshold must be between 0 and 1, got {no_answer_threshold}")
-        if max_answer_words < 1:
-            raise ValueError(f"max_answer_words must be at least 1, got {max_answer_words}")
+        check_answer_settings(no_answer_threshold, max_answer_words)
         self.questions = [normalize_question(q) for q in questions]
         asked = [q["question"] for q in self.questions]
         repeated = sorted({q for q in asked if asked.count(q) > 1})
@@ -78,16 +75,16 @@ class QATask(Task):
     def answer(self, doc: Doc, question: Dict[str, str], result) -> Tuple[dict, Optional[Span]]:
         """The answer entry and, for a found extractive answer, its span: the spaCy tokens
         that cover the best span, so that the entry and Doc.spans give the same text and
-        offsets ('m_okafor99', not the word piece 'm')."""
+        offsets ('m_okafor99', not the word piece 'm'). The no-answer rule is
+        decoding.extractive_answer's, shared with spacy_cortex.answer."""
         entry = {"question": question["question"], "type": question["type"], "text": None,
                  "start_char": None, "end_char": None}
         if question["type"] == "boolean":
             p_yes = yes_probability(result)
             entry.update(text="yes" if p_yes >= 0.5 else "no", score=max(p_yes, 1 - p_yes))
             return entry, None
-        p_answer = answer_probability(result)
-        found = best_span(result, self.max_answer_words)
-        if found is None or p_answer < self.no_answer_threshold:
+        found, p_answer = extractive_answer(result, self.max_answer_words, self.no_answer_threshold)
+        if found is None:
             entry["score"] = 1.0 - p_answer  # confidence that there is no answer
             return entry, None
         span = make_span(doc, found.start_char, found.end_char, question["question"], found.score)
@@ -153,7 +150,7 @@ def token_f1(prediction: str, gold: str) -> float:
 @tasks.register("spacy_cortex.QA.v1")
 def make_qa_task(
     questions: Optional[List[QuestionSpec]] = None,
-    no_answer_threshold: float = 0.5,
+    no_answer_threshold: float = NO_ANSWER_THRESHOLD,
     max_answer_words: int = 30,
 ) -> QATask:
     return QATask(list(questions or []), no_answer_threshold, max_answer_words)
@@ -163,7 +160,7 @@ def make_qa_task(
     "cortex_qa",
     assigns=["doc._.cortex_answers", "doc.spans"],
     default_config={
-        "questions": [], "no_answer_threshold": 0.5, "max_answer_words": 30,
+        "questions": [], "no_answer_threshold": NO_ANSWER_THRESHOLD, "max_answer_words": 30,
         "upstream": "cortex",
     },
     default_score_weights={"qa_f1": 1.0, "qa_exact": 0.0},
@@ -182,7 +179,9 @@ def make_cortex_qa(
         defaults to boolean for questions opening with an auxiliary verb ("Is", "Does"...).
         Per-doc questions are read from doc._.cortex_questions as well.
     no_answer_threshold: below this [CLS] probability that the text holds an answer, an
-        extractive question is answered with text None.
+        extractive question is answered with text None (score: 1 - that probability, the
+        confidence that there is none). A blank doc holds no answer (score 1.0), and a
+        boolean question on it is answered "no" (score 1.0), as in spacy_cortex.answer.
     max_answer_words: longest answer span considered.
     Writes doc._.cortex_answers ([{question, type, text, start_char, end_char, score}])
     and doc.spans["cortex_qa"] (one span per found answer, labelled with the question).

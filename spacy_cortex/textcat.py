@@ -8,7 +8,7 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .core.decoding import label_distribution, yes_probability
+from .core.decoding import label_scores, yes_probability
 from .pipeline import CortexTask, LabelPromptTask, make_task_component
 from .registry import tasks
 from .templates import check_none_label, label_prompts, label_words
@@ -74,13 +74,12 @@ class TextCatTask(LabelPromptTask):
         ]
 
     def apply(self, doc: Doc, results) -> None:
-        if not doc.text.strip():  # about nothing: normalizing its small P(yes) would make one label look certain
-            doc.cats.update({label: float(label == self.none_label) for label in self.labels})
-            return
+        """doc.cats from each label's P(yes); a blank doc scores 0 (none_label 1), the rule
+        of decoding.label_scores that api.classify follows too."""
         # a label left out by the shortlist was not asked: P(yes) = 0
         yes = np.array([yes_probability(results[prompt]) if prompt in results or not self.shortlisting else 0.0
                         for prompt in (self.label_prompts[label] for label in sorted(self.label_prompts))])
-        probs = label_distribution(yes, self.exclusive, none_of_these=self.none_label is not None)
+        probs = label_scores(doc.text, yes, self.exclusive, none_of_these=self.none_label is not None)
         doc.cats.update({label: float(p) for label, p in zip(self.labels, probs)})
 
     def score(self, examples: Iterable[Example]) -> Dict[str, float]:
@@ -128,8 +127,9 @@ def make_cortex_textcat(
     template: prompt template with {label} (default "Is this text about {label}?").
     exclusive: True normalizes over labels (one label per text); False scores each
         label independently (multi-label). A single label is a yes/no question either
-        way: its score is P(yes), not 1.0. A doc without text (empty or whitespace) scores
-        0 for every label (and 1 for none_label).
+        way: its score is P(yes), not 1.0. A blank doc (empty, whitespace or invisible
+        format characters only) scores 0 for every label (and 1 for none_label), as
+        spacy_cortex.classify does (core.decoding.label_scores).
     threshold: decision threshold used when scoring multi-label output.
     none_label: a category name (e.g. "none") for "none of these": its score is the
         probability that no label applies (each label judged alone); exclusive labels

@@ -12,7 +12,7 @@ import spacy
 from typer.testing import CliRunner
 
 from spacy_cortex.batch import JobSummary, PipelineSpec
-from spacy_cortex.cli import app, summary_line
+from spacy_cortex.cli import app, gpu_device, summary_line
 
 
 def invoke(*args, input=None):
@@ -52,6 +52,18 @@ def test_stdin_to_stdout_with_progress_on_stderr(tiny_checkpoint):
     assert "doc/s" in result.stderr and "Annotated 4 documents" in result.stderr
 
 
+def test_a_byte_order_mark_on_stdin_stays_out_of_entities(positive_checkpoint):
+    """Issue 25 item 10: files joined on stdin gave the entity '\ufeffEmma Watson'."""
+    stream = "\ufeffTom Hanks\n\ufeffEmma Watson\nmet Ada\ufeffLovelace\n"
+    result = invoke("-", "--model", positive_checkpoint, "--precision", "fp32", "--ner", "PERSON", input=stream)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in records] == ["Tom Hanks", "Emma Watson", "met AdaLovelace"]
+    ents = [e for r in records for e in r["ents"]]
+    assert [e["text"] for e in ents[:2]] == ["Tom Hanks", "Emma Watson"]
+    assert not any("\ufeff" in e["text"] for e in ents)
+
+
 def test_one_cat_is_yes_no_and_none_label(negative_checkpoint, tmp_path):
     source = tmp_path / "texts.txt"
     source.write_text("please refund me\n", encoding="utf8")
@@ -77,6 +89,9 @@ def test_one_cat_is_yes_no_and_none_label(negative_checkpoint, tmp_path):
     (["--ner", "X", "--engine", "spark"], "--engine 'spark'"), (["--ner", "X", "--actors", "2"], "--actors"),
     (["--ner", "X", "--format", "spacy"], "--format is for --output-dir"), (["--ner", "X", "--resume"], "stdout"),
     (["--ner", "X", "--device", "gpu"], "Unknown device 'gpu'"), (["--ner", "X", "--device", "cuda:7"], "'cuda:7' asked for"),
+    (["--ner", "X", "--gpu-id", "7"], "--gpu-id 7: Device 'cuda:7' asked for"),
+    (["--ner", "X", "-g", "0", "--device", "cpu"], "--gpu-id 0 and --device cpu: give one of them"),
+    (["--ner", "X", "--gpu-id", "-2"], "--gpu-id -2: use a GPU number"),
 ])
 def test_bad_option_values_are_usage_errors(tiny_checkpoint, tmp_path, options, match):
     source = tmp_path / "texts.txt"
@@ -250,3 +265,19 @@ def test_short_help_option():
     for args in (["-h"], ["annotate", "-h"]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0 and "Usage" in result.output, args
+
+
+def test_gpu_id_names_a_cuda_device_as_in_spacys_commands(monkeypatch):
+    import torch
+
+    from spacy_cortex.core import device
+
+    monkeypatch.setattr(device, "resolve_device", lambda spec: torch.device(spec))  # as if that GPU were there
+    assert gpu_device(1, "auto") == "cuda:1"
+    assert gpu_device(-1, "cpu") == "cpu"  # -1, the default: --device decides
+
+
+def test_info_states_the_licence_of_the_weights():
+    result = CliRunner().invoke(app, ["info"])
+    assert result.exit_code == 0, result.output
+    assert "research and non-commercial use only" in result.output and "cortex-mini-en/README.md" in result.output

@@ -761,3 +761,32 @@ def test_ner_window_null_uses_the_model_room(make_nlp, tiny_checkpoint, monkeypa
     sizes = window_sizes(nlp.get_pipe("cortex").model, monkeypatch)
     nlp(big_text(400))
     assert 64 < max(sizes.values()) <= 128
+
+
+SHIPPED_SOURCE = {"name": "cortex-mini-en", "url": "spacy_cortex/models/cortex-mini-en/README.md",
+                  "license": "research and non-commercial use only"}
+
+
+def test_meta_json_carries_the_licence_of_the_shipped_weights(tmp_path):
+    """Issue 25 item 11: the weights are for research and non-commercial use, the package
+    MIT; a saved (and so a packaged) pipeline says so in meta.json."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex_ner", config={"labels": ["PERSON"]})
+    nlp.add_pipe("cortex", name="second")  # one model, one entry
+    nlp.to_disk(tmp_path / "p")
+    meta = json.loads((tmp_path / "p" / "meta.json").read_text(encoding="utf8"))
+    assert meta["sources"] == [SHIPPED_SOURCE]
+    loaded = spacy.load(tmp_path / "p")  # listed once after a load and a second save
+    loaded.to_disk(tmp_path / "q")
+    assert json.loads((tmp_path / "q" / "meta.json").read_text(encoding="utf8"))["sources"] == [SHIPPED_SOURCE]
+
+
+def test_a_checkpoint_states_its_own_licence_or_nothing(tiny_checkpoint, tmp_path):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint)}})
+    assert nlp.meta.get("sources", []) == []  # nothing said, nothing claimed
+    own = shutil.copytree(tiny_checkpoint, tmp_path / "own")
+    (own / "cortex.json").write_text(json.dumps({"source": {"name": "mine", "license": "Apache-2.0"}}))
+    nlp = spacy.blank("en")
+    nlp.add_pipe("cortex", config={"model": {"checkpoint": str(own)}})
+    assert nlp.meta["sources"] == [{"name": "mine", "url": "", "license": "Apache-2.0"}]  # no card in the folder

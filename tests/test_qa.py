@@ -220,3 +220,22 @@ def test_repeated_questions_warn():
 
     with pytest.warns(UserWarning, match="more than once"):
         make_qa_task(["Who?", "Who?"])
+
+
+@pytest.mark.parametrize("text", ["", "  \n", "\ufeff"])
+def test_a_blank_doc_holds_no_answer(positive_checkpoint, text):
+    """The shared blank-text rule (issue 25 item 7): even a model that says 'answer' to
+    everything finds none in a blank doc; before, its no-answer score was 1 - 0.99."""
+    extractive, boolean = qa_nlp(positive_checkpoint)(text)._.cortex_answers
+    assert (extractive["text"], extractive["score"]) == (None, 1.0)
+    assert (boolean["text"], boolean["score"]) == ("no", 1.0)
+    assert qa_nlp(positive_checkpoint, no_answer_threshold=0.0)(text)._.cortex_answers[0]["text"] is None
+
+
+@pytest.mark.parametrize("config,match", [
+    ({"no_answer_threshold": 1.5}, "no_answer_threshold must be a number between 0 and 1, got 1.5"),
+    ({"max_answer_words": 0}, "max_answer_words must be a whole number of at least 1, got 0"),
+])
+def test_answer_settings_are_checked_as_in_the_api(tiny_checkpoint, config, match):
+    with pytest.raises(ValueError, match=match):
+        qa_nlp(tiny_checkpoint, **config)

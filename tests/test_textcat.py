@@ -26,7 +26,7 @@ def test_exclusive_sums_to_one(varied_checkpoint):
 
 @pytest.mark.parametrize("exclusive", [True, False])
 def test_a_doc_without_text_has_no_category(positive_checkpoint, exclusive):
-    for text in ["", "   ", "\n\n"]:
+    for text in ["", "   ", "\n\n", "\ufeff", " \u200b "]:  # invisible format characters are blank too
         assert textcat_nlp(positive_checkpoint, exclusive=exclusive)(text).cats == dict.fromkeys(LABELS, 0.0)
         cats = textcat_nlp(positive_checkpoint, exclusive=exclusive, none_label="none")(text).cats
         assert cats == {**dict.fromkeys(LABELS, 0.0), "none": 1.0}

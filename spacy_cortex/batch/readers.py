@@ -2,6 +2,10 @@
 
 - text (any suffix but .jsonl / .spacy, and stdin): one document per line. Only "\\n" ends
   a line (a lone "\\r" is text; "\\r\\n" counts as "\\n"); an empty line is an empty document.
+- text and .jsonl lines lose every byte-order mark (U+FEFF): the one opening a file is an
+  encoding artifact, and one further on comes from files joined together (`cat a.txt b.txt
+  | ... -`), where it would otherwise stick to the next word and end up inside an entity
+  ("\\ufeffEmma Watson"). Its other use, a zero-width no-break space, is deprecated (U+2060).
 - .jsonl: one JSON object per line; `text_field` is the text, every other field is passed
   through to the output record.
 - .spacy: a DocBin; its docs are annotated as they are.
@@ -23,6 +27,7 @@ from spacy.vocab import Vocab
 from .rejects import Reject
 
 STDIN = "-"
+BOM = "\ufeff"
 KINDS = {".jsonl": "jsonl", ".spacy": "spacy"}  # any other suffix: text
 FOLDER_SUFFIXES = (".txt", ".jsonl", ".spacy")
 
@@ -96,7 +101,7 @@ def read_source(source: Source, text_field: str = "text", *, vocab: Optional[Voc
     with _open_binary(source, offset) as f:
         for number, raw in enumerate(f, first_line):
             try:
-                text, fields = _parse(_decode(raw, number), source.kind, text_field)
+                text, fields = _parse(_decode(raw), source.kind, text_field)
             except BadRecord as err:
                 yield Reject(source.name, number, str(err))
             else:
@@ -133,13 +138,14 @@ def _open_binary(source: Source, offset: int) -> ContextManager[BinaryIO]:
     return f
 
 
-def _decode(raw: bytes, number: int) -> str:
+def _decode(raw: bytes) -> str:
+    """The line as text, byte-order marks removed. Raises BadRecord for bytes that are not UTF-8."""
     raw = raw.removesuffix(b"\n").removesuffix(b"\r")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise BadRecord(f"not UTF-8: byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line") from None
-    return text.removeprefix("\ufeff") if number == 1 else text  # a byte order mark
+    return text.replace(BOM, "")
 
 
 def _parse(text: str, kind: str, text_field: str) -> Tuple[str, dict]:

@@ -1,4 +1,13 @@
-"""From model probabilities to answers: spans, best answer spans and [CLS] decisions."""
+"""From model probabilities to answers: spans, best answer spans and [CLS] decisions.
+
+The API (`api.py`) and the components (cortex_ner, cortex_textcat, cortex_qa, cortex_verify,
+cortex_select) decide through the functions here, so two rules hold everywhere:
+- a blank text (`is_blank`) is about nothing: no span, P(yes) 0.0 for every yes/no prompt
+  (so every category 0.0 and a none-of-these category 1.0), no answer (has_answer 0.0),
+  an NLI premise that is blank is neutral (1.0);
+- an extractive question has an answer only where P(the text holds one) reaches
+  `no_answer_threshold` (`extractive_answer`; default NO_ANSWER_THRESHOLD).
+"""
 import numbers
 import unicodedata
 from dataclasses import dataclass
@@ -22,6 +31,17 @@ class CharSpan:
             "end_char": self.end_char,
             "score": self.score,
         }
+
+
+def is_blank(text: str) -> bool:
+    """Whether a text holds nothing to read: empty, or only whitespace and invisible format
+    characters (Unicode Cf: byte-order mark, zero-width space), which the tokenizer drops.
+    Stops at the first visible character, so a long text costs nothing."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
+def _blank(result: RequestResult) -> bool:
+    return is_blank(result.encoded.text)
 
 
 def _is_punctuation(text: str) -> bool:
@@ -55,7 +75,9 @@ def threshold_spans(result: RequestResult, threshold: float,
     sure of; None or a value not below `threshold`: every word must reach `threshold`).
     Runs never cross a line break (a list of names, one per line, is one entity per line) or
     a pictograph; edge pictographs and spaced punctuation are trimmed. A span's score is the
-    mean inside-probability of its words, in [0, 1]."""
+    mean inside-probability of its words, in [0, 1]. A blank text has none."""
+    if _blank(result):  # a tokenizer that keeps format characters still finds nothing there
+        return []
     inside = result.word_probs()[:, POSITIVE]
     low = threshold if extend_threshold is None else min(extend_threshold, threshold)
     words = result.encoded.word_spans
@@ -153,9 +175,9 @@ def best_span(
 ) -> Optional[CharSpan]:
     """The contiguous word range with the highest summed (bias-corrected) log-odds of
     being inside the answer (max-subarray, at most max_words long), edge punctuation
-    trimmed; None for an empty context."""
+    trimmed; None for a blank context."""
     probs = result.word_probs()
-    if not len(probs):
+    if not len(probs) or _blank(result):
         return None
     eps = 1e-6
     log_odds = np.log(probs[:, POSITIVE] + eps) - np.log(probs[:, NEGATIVE] + eps) + bias
@@ -178,14 +200,43 @@ def best_span(
 
 
 def answer_probability(result: RequestResult) -> float:
-    """[CLS] probability that the context holds an answer: the best window decides."""
-    return float(result.cls_probs[:, POSITIVE].max())
+    """[CLS] probability in [0, 1] that the context holds an answer: the best window
+    decides; 0.0 for a blank context."""
+    return 0.0 if _blank(result) else float(result.cls_probs[:, POSITIVE].max())
+
+
+# Default of the no-answer rule (cortex_qa, api.answer): an extractive question is answered
+# only where the [CLS] probability that the text holds an answer reaches it.
+NO_ANSWER_THRESHOLD = 0.5
+
+
+def check_answer_settings(no_answer_threshold: float, max_answer_words: int) -> None:
+    """ValueError unless 0 <= no_answer_threshold <= 1 (0: always answer, 1: only when
+    certain) and max_answer_words is a whole number of at least 1."""
+    if isinstance(no_answer_threshold, bool) or not isinstance(no_answer_threshold, numbers.Real) \
+            or not 0.0 <= no_answer_threshold <= 1.0:
+        raise ValueError(f"no_answer_threshold must be a number between 0 and 1, got {no_answer_threshold!r}")
+    if isinstance(max_answer_words, bool) or not isinstance(max_answer_words, numbers.Integral) \
+            or max_answer_words < 1:
+        raise ValueError(f"max_answer_words must be a whole number of at least 1, got {max_answer_words!r}")
+
+
+def extractive_answer(result: RequestResult, max_words: int,
+                      no_answer_threshold: float = NO_ANSWER_THRESHOLD) -> Tuple[Optional[CharSpan], float]:
+    """The no-answer rule: (answer span, has_answer), has_answer = answer_probability in
+    [0, 1]; the span is the best_span where has_answer reaches no_answer_threshold, else
+    None (so always None for a blank context, whose has_answer is 0.0)."""
+    has_answer = answer_probability(result)
+    return (best_span(result, max_words) if has_answer >= no_answer_threshold else None), has_answer
 
 
 def classification_probs(result: RequestResult) -> np.ndarray:
     """(3,) [CLS] probabilities of a prompt with a graded answer (NLI, sentiment): the
     windows' probabilities averaged, weighted by their context tokens, so that a long text
-    is judged as a whole and a 2-token greeting window counts for little."""
+    is judged as a whole and a 2-token greeting window counts for little. A blank context
+    entails and contradicts nothing: neutral 1.0."""
+    if _blank(result):
+        return np.eye(3)[NEUTRAL]
     weights = result.window_sizes if result.window_sizes is not None else np.ones(len(result.cls_probs))
     weights = np.maximum(np.asarray(weights, dtype=np.float64), 1.0)
     return (result.cls_probs * weights[:, None]).sum(axis=0) / weights.sum()
@@ -195,7 +246,9 @@ def yes_probability(result: RequestResult) -> float:
     """P(yes) of a yes/no prompt ("Is this text about refunds?", "Does it mention X?"),
     neutral mass split evenly, from the window that says yes most strongly: a label
     applies to a long text when one part of it shows it, however much unrelated text
-    follows."""
+    follows. In [0, 1]; 0.0 for a blank context (it is about nothing)."""
+    if _blank(result):
+        return 0.0
     probs = result.cls_probs
     return float((probs[:, POSITIVE] + 0.5 * probs[:, NEUTRAL]).max())
 
@@ -215,3 +268,12 @@ def label_distribution(yes_probs: np.ndarray, exclusive: bool, none_of_these: bo
         share = probs / total if total > 0 else np.full_like(probs, 1.0 / len(probs))
         probs = share * (1.0 - none if none_of_these else 1.0)
     return np.append(probs, none) if none_of_these else probs
+
+
+def label_scores(text: str, yes_probs: np.ndarray, exclusive: bool, none_of_these: bool = False) -> np.ndarray:
+    """label_distribution of a text's per-label P(yes), with the blank-text rule: a blank
+    text is about nothing, so every label scores 0.0 (the none-of-these entry 1.0) instead
+    of the labels sharing 1 evenly."""
+    if is_blank(text):
+        return label_distribution(np.zeros(len(yes_probs)), exclusive=False, none_of_these=none_of_these)
+    return label_distribution(yes_probs, exclusive, none_of_these)

@@ -24,7 +24,8 @@ from ..core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from ..scoring import DataError, item_targets, read_items, text_field
 
 TASK = "adapt"
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0],
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def item_records(item: dict, where: str) -> List[dict]:

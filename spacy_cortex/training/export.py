@@ -11,7 +11,10 @@ import typer
 
 from ..core.model import CortexModel
 
+app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
 
+
+@app.command()
 def export(
     checkpoint: Path = typer.Argument(..., help="Trained HF folder (fp32)"),
     output: Path = typer.Argument(..., help="Folder to write (fp16 safetensors + tokenizer)"),
@@ -24,4 +27,4 @@ def export(
 
 
 if __name__ == "__main__":
-    typer.run(export)
+    app()

@@ -92,3 +92,15 @@ def test_docbin_input_and_counts(tmp_path):
 def test_stdin_is_read_as_text_lines(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x\r\ny\n")))
     assert [r.text for r in read_source(Source(None, "text"))] == ["x", "y"]
+
+
+def test_byte_order_marks_are_dropped_wherever_they_are(tmp_path, monkeypatch):
+    """Files joined on stdin (`cat a.txt b.txt`) put a BOM at the start of a later line, or
+    inside one where a file had no final newline; a JSONL file's lines may start with one."""
+    stream = "\ufeffTom Hanks\n\ufeffEmma Watson acts.\nlast line\ufeffFirst line\n".encode("utf8")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stream)))
+    texts = [r.text for r in read_source(Source(None, "text"))]
+    assert texts == ["Tom Hanks", "Emma Watson acts.", "last lineFirst line"]
+    path = tmp_path / "in.jsonl"
+    path.write_bytes('\ufeff{"text": "a"}\n\ufeff{"text": "\ufeffb"}\n'.encode("utf8"))
+    assert [(r.line, r.text) for r in read(path)] == [(1, "a"), (2, "b")]  # was: line 2 malformed JSON
