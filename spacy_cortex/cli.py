@@ -13,9 +13,9 @@ import typer
 from .batch import Engine, JobSummary, LocalEngine, PipelineSpec, RejectedRecord, prepare_job
 from .core.decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
 from .core.checkpoints import DEFAULT_CHECKPOINT
+from .commands import typer_app
 
-app = typer.Typer(add_completion=False, help="spacy_cortex command line",
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer_app("spacy_cortex command line")
 
 RAY_DEFAULTS = {"address": None, "actors": 1, "num_cpus": 1.0, "num_gpus": 0.0}  # Ray options unset
 

@@ -214,7 +214,7 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
     forked child runs torch on one thread, and TOKENIZERS_PARALLELISM defaults to "false"
     at a fork (spacy_cortex.core.device.install_fork_hooks). Nothing else process-wide.
 
-    A checkpoint whose cortex.json states its licence (the shipped one: research and
+    A checkpoint whose config.json states its licence (the shipped one: research and
     non-commercial use) adds {name, url (its model card), license} to nlp.meta["sources"],
     so meta.json of a saved or packaged pipeline carries it; one that states none adds nothing.
     """
@@ -224,11 +224,13 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
 
 
 def checkpoint_source(folder: Path) -> Optional[dict]:
-    """The meta.json `sources` entry of a checkpoint that states its licence in cortex.json
-    ({"source": {"name": ..., "license": ..., "card": "README.md"}}): {name, url: where its
-    model card is, license}. None for a checkpoint that states none: nothing is guessed."""
+    """The meta.json `sources` entry of a checkpoint that states its licence in config.json
+    ({"cortex_source": {"name": ..., "license": ..., "card": "README.md"}}): {name, url:
+    where its model card is, license}. None for a checkpoint that states none: nothing is
+    guessed. In the Hugging Face config, the statement travels with the weights: every
+    save_pretrained (CortexModel.save, a pipeline's to_disk, training from the model) keeps it."""
     try:
-        source = json.loads((Path(folder) / "cortex.json").read_text(encoding="utf8")).get("source")
+        source = json.loads((Path(folder) / "config.json").read_text(encoding="utf8")).get("cortex_source")
     except (OSError, ValueError, AttributeError):  # no file, not JSON, not an object
         return None
     if not isinstance(source, dict) or not source.get("license"):

@@ -16,7 +16,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry as spacy_registry
 
-from .core.decoding import yes_probability
+from .core.decoding import is_blank, yes_probability
 from .pipeline import CortexTask, Task, make_task_component
 from .registry import tasks
 from .templates import check_template, task_template
@@ -102,11 +102,11 @@ class SelectTask(Task):
         return list(candidates)
 
     def prompts(self, doc: Doc) -> List[str]:
-        return [self.template.format(response=c) for c in self.candidates(doc)] if doc.text.strip() else []
+        return [self.template.format(response=c) for c in self.candidates(doc)] if not is_blank(doc.text) else []
 
     def apply(self, doc: Doc, results) -> None:
         candidates = self.candidates(doc)
-        if not candidates or not doc.text.strip():
+        if not candidates or is_blank(doc.text):
             doc._.set(SCORES_ATTR, [0.0] * len(candidates))
             doc._.set(SELECTED_ATTR, None)
             return

@@ -779,6 +779,9 @@ def test_meta_json_carries_the_licence_of_the_shipped_weights(tmp_path):
     loaded = spacy.load(tmp_path / "p")  # listed once after a load and a second save
     loaded.to_disk(tmp_path / "q")
     assert json.loads((tmp_path / "q" / "meta.json").read_text(encoding="utf8"))["sources"] == [SHIPPED_SOURCE]
+    # the statement travels with the weights (their config.json), as a checkpoint to build on
+    configs = [json.loads(p.read_text()) for p in (tmp_path / "q").rglob("config.json")]
+    assert configs and all(c["cortex_source"]["license"] == SHIPPED_SOURCE["license"] for c in configs)
 
 
 def test_a_checkpoint_states_its_own_licence_or_nothing(tiny_checkpoint, tmp_path):
@@ -786,7 +789,8 @@ def test_a_checkpoint_states_its_own_licence_or_nothing(tiny_checkpoint, tmp_pat
     nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint)}})
     assert nlp.meta.get("sources", []) == []  # nothing said, nothing claimed
     own = shutil.copytree(tiny_checkpoint, tmp_path / "own")
-    (own / "cortex.json").write_text(json.dumps({"source": {"name": "mine", "license": "Apache-2.0"}}))
+    config = json.loads((own / "config.json").read_text())
+    (own / "config.json").write_text(json.dumps({**config, "cortex_source": {"name": "mine", "license": "Apache-2.0"}}))
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex", config={"model": {"checkpoint": str(own)}})
     assert nlp.meta["sources"] == [{"name": "mine", "url": "", "license": "Apache-2.0"}]  # no card in the folder

@@ -26,6 +26,7 @@ from .bench_jobs import (ALL_THREE, BATCH_SIZES, CORPORA, FAST_PATH_WORKLOADS, F
                          PAIRED_NER, PAIRED_USER, PRECISIONS, QUICK_WORK, WORKLOADS, Job, Row, Text)
 from .bench_measure import run_job, spacy_small_name
 from .bench_report import annotate, environment, report, targets
+from ..commands import run
 
 
 def docs_for(texts: List[Text], prompts: int, work: int) -> int:
@@ -195,4 +196,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

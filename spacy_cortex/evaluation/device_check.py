@@ -38,6 +38,7 @@ from ..core.decoding import (SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW,
 from ..core.device import cpu_has_bf16, resolve_device, resolve_precision
 from ..core.loss import collate, encode_example, forward_loss
 from ..core.model import CortexModel
+from ..commands import run
 
 MIB = 1 << 20
 EXTRACTION = [
@@ -282,4 +283,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -24,6 +24,7 @@ from ..corpus.registry import read_eval
 from ..templates import label_words, task_template
 from .evaluator import eval_labels
 from .rows import ag_news_rows, dbpedia_rows
+from ..commands import typer_app
 
 Rows = List[Tuple[str, str]]
 
@@ -106,7 +107,7 @@ def report(results: List[dict]) -> None:
               divider=True, aligns=["l", "r", "r", "r", "r", "r", "r", "r", "r"])
 
 
-app = typer.Typer(add_completion=False)
+app = typer_app()
 
 
 @app.command()

@@ -31,8 +31,9 @@ from ..ner import NERTask
 from ..qa import exact_match, token_f1
 from ..templates import label_prompts
 from .evaluator import Evaluator, eval_labels, ner_label_names, rename_tag
+from ..commands import typer_app
 
-app = typer.Typer(add_completion=False)
+app = typer_app()
 
 BIASES = (-3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0)
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)  # a confident model peaks high

@@ -22,10 +22,10 @@ import typer
 from .datasets.tasks import score_prompt
 from ..core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from ..scoring import DataError, item_targets, read_items, text_field
+from ..commands import typer_app
 
 TASK = "adapt"
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0],
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer_app(__doc__.split("\n\n")[0])
 
 
 def item_records(item: dict, where: str) -> List[dict]:

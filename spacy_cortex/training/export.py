@@ -10,8 +10,9 @@ from pathlib import Path
 import typer
 
 from ..core.model import CortexModel
+from ..commands import typer_app
 
-app = typer.Typer(add_completion=False, context_settings={"help_option_names": ["-h", "--help"]})
+app = typer_app()
 
 
 @app.command()

@@ -25,12 +25,13 @@ from ..core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from ..core.loss import TrainingExample
 from ..core.model import load_hf_model
 from .train import encoded_corpus, example_arrays, vocab_digest
+from ..commands import typer_app
 
 MIB = 1 << 20
 PACK_FILE = "pack.npz"
 FIT_ATTEMPTS = 6  # shrinking steps after the first guess; each compresses the pack once (seconds for 15 MiB)
 
-app = typer.Typer(add_completion=False)
+app = typer_app()
 
 
 def narrow(arrays: Dict[str, np.ndarray], vocab_size: int) -> Dict[str, np.ndarray]:

@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, Tuple
 import numpy as np
 import typer
 from safetensors.numpy import load_file, save
+from ..commands import typer_app
 
 MIB = 1 << 20
 TRAVEL_LIMIT = 64 * MIB  # what the run tool carries to the GPU machine, in bytes
@@ -33,7 +34,7 @@ WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 SETTINGS_FILES = ("config.json", "cortex.json")  # written by training: they travel back in the manifest
 
-app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+app = typer_app(__doc__.split("\n\n")[0])
 
 
 class PartsError(ValueError):
@@ -152,7 +153,7 @@ def join_parts(source: Path, dest: Path, base: Path) -> Path:
     manifest = json.loads(manifest_path.read_text(encoding="utf8"))
     data = read_parts(source, manifest)
     expected = manifest["base_tokenizer"]
-    found = file_digests(base, expected)
+    found = file_digests(base, TOKENIZER_FILES)  # all of them: a file added or missing is a difference too
     if found != expected:
         raise PartsError(f"{base}'s tokenizer files differ from those of the base the run trained from "
                          f"({', '.join(sorted(expected))}): give that base with --base")

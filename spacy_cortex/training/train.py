@@ -29,8 +29,9 @@ from ..core.encoding import IGNORE, NEGATIVE, POSITIVE
 from ..core.loss import (TrainingExample, collate, encode_example, forward_logits, forward_loss, grad_scaler,
                          length_bucketed_batches)
 from ..core.model import CortexModel
+from ..commands import typer_app
 
-app = typer.Typer(add_completion=False)
+app = typer_app()
 
 
 def read_jsonl(path: Path, limit: Optional[int] = None) -> List[dict]:
