@@ -369,7 +369,7 @@ class CortexTask(Pipe):
         return cortex
 
     def training_records(self, example: Example) -> List[dict]:
-        """The task's gold answers as unified training records (see convert.py)."""
+        """The task's gold answers as unified training records (training/records.py)."""
         records = [dict(record, task=self.name) for record in self.task.training_records(example.reference)]
         for record in records:
             if record.get("spans") is not None and record.get("cls") is None:

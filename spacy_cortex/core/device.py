@@ -17,8 +17,8 @@ import torch
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # Padded tokens per forward pass by default. CPU: measured (benchmarks/README.md). GPU: a
-# larger pass keeps the device busy; not yet measured on a GPU here (scripts/gpu_check.sh
-# sweeps it), so this is a starting point, configurable as max_batch_tokens.
+# larger pass keeps the device busy; not yet measured on a GPU here (scripts/gpu_check.sh's
+# device_check sweeps it), so this is a starting point, configurable as max_batch_tokens.
 DEFAULT_BATCH_TOKENS = {"cpu": 2048, "cuda": 16384, "mps": 4096}
 
 

@@ -29,7 +29,7 @@ app = typer_app(__doc__.split("\n\n")[0])
 
 
 def item_records(item: dict, where: str) -> List[dict]:
-    """Unified training records (see convert.py) of one item, one per candidate, with its
+    """Unified training records (training/records.py) of one item, one per candidate, with its
     target as a soft [CLS] target (1.0 and 0.0 give the same loss as class labels)."""
     instruction, candidates, targets = item_targets(item, where)
     return [{"task": TASK, "prompt": score_prompt(c), "context": instruction, "cls": t, "spans": None}

@@ -1,4 +1,4 @@
-"""Multi-task CORTEX training on the unified JSONL corpus (see convert.py).
+"""Multi-task CORTEX training on the unified JSONL corpus (training/records.py).
 
     python -m spacy_cortex.training.train CORPUS_DIR OUTPUT_DIR --mix configs/train_mix.json --steps 9000
     python -m spacy_cortex.training.train gpu_pack/pack.npz OUTPUT_DIR --max-minutes 6   # a packed corpus
