@@ -3,6 +3,7 @@ plugin until a cortex component is created, no module imports in a cycle or grow
 the size limit. Subprocesses, so that each check starts from a fresh interpreter."""
 import ast
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -38,9 +39,12 @@ BLOCKER = textwrap.dedent('''
 
 
 def run_python(code: str, *args: str, timeout: int = 300) -> dict:
-    """Runs `code` in a fresh interpreter; it prints one JSON object as its last line."""
+    """Runs `code` in a fresh interpreter; it prints one JSON object as its last line. The
+    fork hooks of a component created earlier in this test process may have set
+    TOKENIZERS_PARALLELISM here: the child starts without it."""
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
     done = subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code), *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
