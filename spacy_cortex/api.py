@@ -38,6 +38,8 @@ from .core.encoding import NEGATIVE, NEUTRAL, POSITIVE
 from .core.model import CortexModel
 from .core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from .templates import check_none_label, label_prompts, strip_end, task_template
+from .relation_rules import REL_EXTEND_THRESHOLD, REL_THRESHOLD, check_entities, extract_relations, parse_relations
+from .relation_rules import requests as rel_requests
 
 Texts = Union[str, Sequence[str]]
 
@@ -120,6 +122,49 @@ def extract(texts: Texts, prompt: str, *, threshold: float = SPAN_THRESHOLD,
     texts = _texts("texts", texts)
     results = _model(model).run_texts(((prompt, t) for t in texts), None if window is None else {prompt: window})
     return [[s.as_dict(t) for s in threshold_spans(r, threshold, extend_threshold)] for t, r in zip(texts, results)]
+
+
+def relations(text: str, entities, relations, *, template: Optional[str] = None,
+              threshold: float = REL_THRESHOLD, extend_threshold: Optional[float] = REL_EXTEND_THRESHOLD,
+              window: Optional[int] = None, model=None) -> List[dict]:
+    """Relations between the entities of one text, as cortex_rel finds them (the rules of
+    spacy_cortex.relation_rules): [{head, tail: {text, start_char, end_char, label}, label,
+    score in [0, 1]}], sorted by head, tail and label.
+
+    entities: (start_char, end_char, label) tuples or dicts with those keys; None: found
+        with `extract` and cortex_ner's template, one prompt per entity label the relations
+        name as head or tail (every span kept, overlaps included).
+    relations: relation labels, or {label: {head, tail, prompt, threshold, symmetric}} as
+        cortex_rel's config; template, threshold, extend_threshold and window as there.
+    Raises TypeError for a text that is not a string or entities of another shape,
+    ValueError for offsets outside the text, no relations, a bad relation spec, or
+    entities None with relations that name no entity labels."""
+    text = _text("text", text)
+    specs = parse_relations(relations, template, threshold)
+    check_thresholds(threshold, extend_threshold)
+    check_window(window)
+    model = _model(model)
+    if entities is None:
+        found = _relation_entities(text, specs, model)
+    else:
+        found = check_entities(text, entities)
+    asked = list(dict.fromkeys(prompt for _, _, prompt in rel_requests(text, found, specs)))
+    results = dict(zip(asked, model.run_texts(((p, text) for p in asked), None if window is None else
+                                              {p: window for p in asked})))
+    span = lambda e: {"text": text[e[0]:e[1]], "start_char": e[0], "end_char": e[1], "label": e[2]}
+    return [{"head": span(h), "tail": span(t), "label": label, "score": score}
+            for h, t, label, score in extract_relations(text, found, specs, results, extend_threshold)]
+
+
+def _relation_entities(text: str, specs: dict, model: CortexModel) -> List[Tuple[int, int, str]]:
+    """The entities of the labels the relations name, found by `extract` with cortex_ner's prompts."""
+    labels = sorted({t for rel in specs.values() for types in (rel.heads, rel.tails) for t in types or ()})
+    if not labels or any(rel.heads is None or rel.tails is None for rel in specs.values()):
+        raise ValueError("entities=None: every relation must name its head and tail entity labels "
+                         "(or pass the entities)")
+    prompts = label_prompts(labels, None, "ner")
+    return [(s["start_char"], s["end_char"], label) for label in labels
+            for s in extract(text, prompts[label], model=model)[0]]
 
 
 def classify(

@@ -45,6 +45,7 @@ def annotate(
     ner: List[str] = typer.Option([], "--ner", help="Entity label, or LABEL=prompt (repeatable)"),
     cat: List[str] = typer.Option([], "--cat", help="Text category label, or LABEL=prompt (repeatable)"),
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
+    rel: List[str] = typer.Option([], "--rel", help="Relation between --ner entities: LABEL, LABEL=prompt with {head}, or LABEL:HEAD>TAIL[=prompt] with entity types (several joined by ','; a side left empty: any) (repeatable)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
     none_label: Optional[str] = typer.Option(None, help="Add this category for 'none of these' (one --cat alone is a yes/no question)"),
     threshold: float = typer.Option(SPAN_THRESHOLD, help="NER: a span needs a word at this probability"),
@@ -62,11 +63,12 @@ def annotate(
     num_cpus: float = typer.Option(RAY_DEFAULTS["num_cpus"], help="--engine ray: CPUs per actor (its torch threads)"),
     num_gpus: float = typer.Option(RAY_DEFAULTS["num_gpus"], help="--engine ray: GPUs reserved per actor"),
 ):
-    """Annotate every document with entities, categories and answers."""
+    """Annotate every document with entities, relations, categories and answers."""
     with usage_errors():
         device = gpu_device(gpu_id, device)
         spec = PipelineSpec(pipeline, model, precision, tuple(ner), tuple(cat), tuple(question), multi_label,
-                            none_label, threshold, extend_threshold, ner_window, prefer_specific, device)
+                            none_label, threshold, extend_threshold, ner_window, prefer_specific, device,
+                            rel=tuple(rel))
         runner = make_engine(engine, batch_size, address=address, actors=actors, num_cpus=num_cpus,
                              num_gpus=num_gpus)
         job = prepare_job(inputs, spec, output=output, output_dir=output_dir, formats=formats,

@@ -45,6 +45,30 @@ def parse_labels(values: Sequence[str], option: str, task: str) -> Dict[str, str
     return labels
 
 
+def parse_relation_options(values: Sequence[str]) -> Dict[str, dict]:
+    """--rel values, 'LABEL[:HEAD>TAIL][=PROMPT]' -> cortex_rel's {label: {head, tail, prompt}}:
+    HEAD and TAIL are entity labels, several joined by ',', either side empty for any
+    ("work for:person>organization", "located in:>location=Where is {head}?"). Raises
+    ValueError for an empty label or prompt, a repeated label or types without '>'."""
+    relations = {}
+    for value in values:
+        left, sep, prompt = (part.strip() for part in value.partition("="))
+        label, typed, types = (part.strip() for part in left.partition(":"))
+        if not label:
+            raise ValueError(f"--rel {value!r}: the relation label is empty")
+        if sep and not prompt:
+            raise ValueError(f"--rel {value!r}: the prompt after '=' is empty")
+        if typed and ">" not in types:
+            raise ValueError(f"--rel {value!r}: write the entity types as HEAD>TAIL (either side may be empty)")
+        if label in relations:
+            raise ValueError(f"--rel {value!r}: relation {label!r} is given twice")
+        head, _, tail = types.partition(">")
+        spec = {side: [t.strip() for t in names.split(",") if t.strip()] or None
+                for side, names in (("head", head), ("tail", tail))}
+        relations[label] = {**spec, **({"prompt": prompt} if prompt else {})}
+    return relations
+
+
 def add_task(nlp: Language, factory: str, config: dict, options: str) -> None:
     """nlp.add_pipe, its ValueErrors prefixed with the command-line options they come from."""
     try:
@@ -73,6 +97,7 @@ class PipelineSpec:
     ner_window: int = SPAN_WINDOW
     prefer_specific: bool = True
     device: str = "auto"  # where the cortex model runs, for built and saved pipelines alike
+    rel: Tuple[str, ...] = ()  # --rel: relations between the --ner entities (parse_relation_options)
 
     def load(self) -> Language:
         """The pipeline. Raises ValueError for options that describe none or conflict
@@ -119,6 +144,10 @@ class PipelineSpec:
                      "--cat / --none-label")
         if self.question:
             add_task(nlp, "cortex_qa", {"questions": list(self.question)}, "--question")
+        if self.rel:
+            if not self.ner:
+                raise ValueError("--rel relates the entities --ner finds: give --ner too")
+            add_task(nlp, "cortex_rel", {"relations": parse_relation_options(self.rel)}, "--rel")
         if len(nlp.pipe_names) == 1:
-            raise ValueError("Nothing to do: give --ner, --cat and/or --question, or --pipeline")
+            raise ValueError("Nothing to do: give --ner (and --rel), --cat and/or --question, or --pipeline")
         return nlp

@@ -4,18 +4,22 @@ from typing import Dict, Optional
 
 from spacy.tokens import Doc
 
-ANNOTATIONS = ("ents", "cats", "answers")
+from ..rel import relation_dicts
+
+ANNOTATIONS = ("ents", "cats", "answers", "relations")
 
 
 def doc_annotations(doc: Doc) -> Dict[str, Optional[object]]:
     """{ents: [{text, label, start_char, end_char, score}], cats: {label: probability} or
-    None without categories, answers: doc._.cortex_answers or None without questions}."""
+    None without categories, answers: doc._.cortex_answers or None without questions,
+    relations: [{head, tail: {text, start_char, end_char, label}, label, score}] or None
+    without cortex_rel}."""
     ents = [{"text": e.text, "label": e.label_, "start_char": e.start_char, "end_char": e.end_char,
              "score": e._.cortex_score if e.has_extension("cortex_score") else None}
             for e in doc.ents]
     answers = doc._.cortex_answers if doc.has_extension("cortex_answers") else None
     return {"ents": ents, "cats": dict(doc.cats) or None,
-            "answers": list(answers) if answers is not None else None}
+            "answers": list(answers) if answers is not None else None, "relations": relation_dicts(doc)}
 
 
 def output_record(text_field: str, text: str, fields: dict, annotations: dict) -> dict:

@@ -142,6 +142,11 @@ DATASETS: Dict[str, Dataset] = {d.name: d for d in [
     _set("openbookqa", "openbookqa", ("test",), train="train.tsv", dev="dev.tsv", test="test.tsv"),
     _set("winogrande", "jsonl", ("dev",), train="train_l.jsonl", dev="dev.jsonl"),
     _set("promptsource_templates", "jsonl", all="templates.jsonl"),
+    # ---- relations (conditional extraction: "Find the {relation} of {head}.")
+    _set("fewrel", "json", ("val_pubmed",), val_wiki="val_wiki.json", val_nyt="val_nyt.json",
+         val_pubmed="val_pubmed.json", names="pid2name.json"),
+    _set("ade_re", "json", ("test",), train="train.ADE0.json", valid="valid.ADE0.json", test="test.ADE0.json"),
+    _set("redocred", "json", dev="dev_revised.json"),
 ]}
 
 

@@ -30,6 +30,7 @@ from .rows import (ag_news_rows, commonsenseqa_rows, dbpedia_rows, nli_rows, ope
                    xnli_rows, yahoo_rows)
 from .sets_scores import (choice_set, eval_anli, eval_boolq, eval_scifact, eval_sst2, eval_stsb, eval_tweeteval,
                           eval_wikiqa, nli_set, topic_set)
+from .sets_relations import eval_ade, eval_fewrel_pubmed
 from .sets_spans import eval_long_text, eval_ner, eval_squad, eval_verify
 
 ZERO_SHOT_NER = tuple(f"crossner_{d}" for d in CROSSNER_DOMAINS) + ("mit_movie", "mit_restaurant")
@@ -71,6 +72,8 @@ SETS: Dict[str, Callable[[Evaluator], dict]] = {
                                         key="crossner_politics", default=200),
     "wikiqa": eval_wikiqa,
     "scifact": eval_scifact,
+    "ade_re": eval_ade,
+    "fewrel_pubmed": eval_fewrel_pubmed,
 }
 
 

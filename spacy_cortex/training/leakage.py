@@ -88,6 +88,14 @@ def _scifact_queries(path: Path) -> Iterator[str]:
             yield row["text"]
 
 
+
+def _token_sentences(path: Path) -> Iterator[str]:
+    """Sentences (tokens joined by spaces) of a JSON relation set: a list of {tokens} (ADE)
+    or {relation: [{tokens}]} (FewRel)."""
+    data = read_json(path)
+    return (" ".join(r["tokens"]) for r in ([r for rs in data.values() for r in rs] if isinstance(data, dict) else data))
+
+
 _NLI = _json_fields("premise", "hypothesis")
 _TITLE_CONTENT = _json_fields("title", "content", join=" ")
 # EVAL set (or (set, split)) -> reader of its texts; every EVAL split of the registry needs one
@@ -100,6 +108,7 @@ TEXTS: Dict[object, Callable[[Path], Iterator[str]]] = {
     "yahoo_answers_topics_subset": _TITLE_CONTENT, "stsb": _stsb, "wikiqa": _columns("Question", "Sentence"),
     "beir_scifact": _scifact_queries, "commonsenseqa": _json_fields("question.stem"),
     "openbookqa": _columns("Question Stem"), "winogrande": _json_fields("sentence"),
+    "fewrel": _token_sentences, "ade_re": _token_sentences,
 }
 
 

@@ -9,7 +9,7 @@ def test_a_doc_without_cortex_components(tmp_path):
     doc.ents = [doc.char_span(0, 5, label="PERSON")]
     assert doc_annotations(doc) == {
         "ents": [{"text": "Maria", "label": "PERSON", "start_char": 0, "end_char": 5, "score": None}],
-        "cats": None, "answers": None}
+        "cats": None, "answers": None, "relations": None}
 
 
 def test_output_record_keeps_fields_and_drops_missing_annotations():

@@ -1,0 +1,50 @@
+"""The relation sets of `evaluate` (evaluation/sets_relations.py) on the fixtures in corpus/fixtures."""
+import json
+
+from spacy_cortex.evaluation.evaluate import SETS
+from spacy_cortex.evaluation.evaluator import Evaluator
+from spacy_cortex.evaluation.sets_relations import GOLD_KEY, ade_rows, fewrel_rows, gold_doc, strict_scores
+from conftest import CONVERTER_FIXTURES as FIX
+
+
+def test_registered():
+    assert {"ade_re", "fewrel_pubmed"} <= set(SETS)
+
+
+def test_ade_rows_read_drug_to_effect():
+    rows = ade_rows(FIX, "test")
+    raw = json.loads((FIX / "ade_re" / "test.ADE0.json").read_text())
+    words, entities, relations = rows[0]
+    (h, t, label) = relations[0]
+    effect_start, effect_end, drug_start, drug_end, _ = raw[0]["relations"][0]
+    assert (h, t, label) == ((drug_start, drug_end), (effect_start, effect_end), "adverse effect")
+    assert {(s, e): kind for s, e, kind in entities}[h] == "drug"
+
+
+def test_fewrel_rows_head_and_tail_entities():
+    rows, labels = fewrel_rows(FIX, "val_pubmed")
+    assert labels == sorted(json.loads((FIX / "fewrel" / "val_pubmed.json").read_text()))
+    for _, entities, [(head, tail, label)] in rows:
+        assert [e[2] for e in entities] == ["head", "tail"] and label in labels
+        assert (head, tail) == (entities[0][:2], entities[1][:2])
+
+
+def test_gold_docs_score_themselves_perfectly(tiny_checkpoint):
+    ev = Evaluator(FIX, str(tiny_checkpoint), precision="fp32")
+    gold = [gold_doc(ev, row) for row in ade_rows(FIX, "test")]
+    assert all(doc.spans[GOLD_KEY] for doc in gold)
+    assert strict_scores(gold, gold) == {"p": 1.0, "r": 1.0, "f": 1.0}
+
+
+def test_sets_run_end_to_end(positive_checkpoint):
+    ev = Evaluator(FIX, str(positive_checkpoint), precision="fp32")
+    ade = SETS["ade_re"](ev)
+    # every token inside: the one candidate tail of each drug is found, so with gold entities
+    # every relation is (recall 1); end to end the whole sentence is one entity: nothing strict
+    assert ade["metrics"]["given_r"] == 1.0 and ade["n"] == len(ade_rows(FIX, "test"))
+    assert ade["metrics"]["e2e_f"] == 0.0
+    fewrel = SETS["fewrel_pubmed"](ev)
+    rows, labels = fewrel_rows(FIX, "val_pubmed")
+    assert fewrel["metrics"]["r"] == 1.0  # the tail is marked for every relation asked
+    assert fewrel["metrics"]["p"] == 1 / len(labels)
+    assert set(fewrel["per_relation_f"]) == set(labels)
