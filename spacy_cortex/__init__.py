@@ -12,7 +12,7 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "spacy_cortex.api": ("answer", "classify", "entail", "extract", "load_model", "rank", "rerank", "score",
+    "spacy_cortex.api": ("answer", "classify", "entail", "extract", "load_model", "rank", "relations", "rerank", "score",
                          "score_batch", "select", "select_batch", "similarity", "transformers_generator"),
     "spacy_cortex.core.encoding": ("PromptTooLongError",),
     "spacy_cortex.core.model": ("CheckpointError", "CortexModel"),
