@@ -1,4 +1,6 @@
 """cortex_ner: zero-shot entity recognition, one prompt per label."""
+import re
+import warnings
 import weakref
 from collections import defaultdict
 from itertools import permutations
@@ -56,18 +58,31 @@ class NERTask(LabelPromptTask):
         return list(reference.spans.get(self.spans_key, []))
 
     def find_spans(self, doc: Doc, results) -> List[Span]:
-        spans = []
+        """The labels' threshold spans on the doc's tokens; a span the tokens cannot hold
+        without mostly text the model did not mark goes to Doc.spans[UNALIGNED_KEY]."""
+        spans, unaligned = [], []
         for label in self.labels:
             for found in threshold_spans(results[self.label_prompts[label]], self.threshold, self.extend_threshold):
-                spans.append(make_span(doc, found.start_char, found.end_char, label, found.score))
+                span = make_span(doc, found.start_char, found.end_char, label, found.score, min_marked=MIN_MARKED)
+                if span is None:
+                    unaligned.append(make_span(doc, found.start_char, found.end_char, label, found.score))
+                    warn_unaligned(doc, found.start_char, found.end_char, unaligned[-1])
+                else:
+                    spans.append(span)
+        if unaligned:
+            doc.spans[UNALIGNED_KEY] = sorted(unaligned, key=lambda s: (s.start, s.end, s.label_))
         return spans
 
     def apply(self, doc: Doc, results) -> None:
+        detach_invisible(doc)
         spans = self.find_spans(doc, results)
         if self.spans_key is not None:
             doc.spans[self.spans_key] = sorted(spans, key=lambda s: (s.start, s.end, s.label_))
             return
-        doc.set_ents(resolve_overlaps(spans + list(doc.ents), self.subtypes))
+        blocked = blocked_spans(doc)
+        closed = {i for span in blocked for i in range(span.start, span.end)}
+        free = [span for span in spans if closed.isdisjoint(range(span.start, span.end))]
+        doc.set_ents(resolve_overlaps(free + list(doc.ents), self.subtypes), blocked=blocked)
 
     def score(self, examples: Iterable[Example]) -> Dict[str, float]:
         if self.spans_key is None:
@@ -87,6 +102,67 @@ def extraction_records(text: str, gold: Sequence[Span], prompts: Dict[str, str])
          "spans": [(s.start_char, s.end_char) for s in gold if s.label_ == label]}
         for label, prompt in prompts.items()
     ]
+
+
+# The least share of a span's visible characters the model must have marked for the span to
+# be written over whole spaCy tokens: below it the tokens are far larger than the entity (a
+# whole CJK clause read as one token by a whitespace tokenizer) and labelling them would
+# label text the model did not mark. Half: an entity is never mostly unmarked text.
+MIN_MARKED = 0.5
+UNALIGNED_KEY = "cortex_unaligned"
+_warned_unaligned = set()  # languages warned about, once each per process
+
+
+def warn_unaligned(doc: Doc, start_char: int, end_char: int, span: Span) -> None:
+    """Warn, once per language, that the tokenizer cannot hold an entity the model found."""
+    lang = doc.lang_
+    if lang in _warned_unaligned:
+        return
+    _warned_unaligned.add(lang)
+    warnings.warn(
+        f"cortex_ner found {span.label_} {doc.text[start_char:end_char]!r} (characters {start_char}-{end_char}) "
+        f"inside the spaCy token(s) {span.text[:60]!r}, mostly text it did not mark: the {lang!r} tokenizer "
+        f"does not split the text there (CJK text with a whitespace tokenizer makes a clause one token), so "
+        f"such spans go to Doc.spans[{UNALIGNED_KEY!r}] (the whole tokens) instead of Doc.ents. A tokenizer "
+        f"for the text's language (spacy.blank('ja'), 'zh') avoids it. Warned once per language.",
+        stacklevel=2)
+
+
+def blocked_spans(doc: Doc) -> List[Span]:
+    """Runs of tokens an earlier component blocked (`Doc.set_ents(blocked=...)`: ent_iob 3
+    without an entity type), which no entity may cover (as spaCy's own `ner` keeps them)."""
+    closed = [token.i for token in doc if token.ent_iob == 3 and token.ent_type == 0]
+    runs = []
+    for i in closed:
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    return [doc[start:end] for start, end in runs]
+
+
+# Format characters (Unicode Cf) a text may carry at a word's edge: soft hyphen, zero-width
+# space / joiners / marks, word joiner, byte-order mark.
+_INVISIBLE = "[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]"
+_EDGE_INVISIBLE = re.compile(f"(^{_INVISIBLE}+|{_INVISIBLE}+$)")
+
+
+def detach_invisible(doc: Doc) -> None:
+    """Split format characters off the edges of tokens ("\ufeffEmma" -> "\ufeff" "Emma"), the
+    text unchanged, so that an entity need not hold them; the model never reads them. A doc
+    without such a character is left as it is after one search of its text."""
+    if not re.search(_INVISIBLE, doc.text):
+        return
+    cuts = []
+    for token in doc:
+        pieces = [piece for piece in _EDGE_INVISIBLE.split(token.text) if piece]
+        if len(pieces) > 1:
+            cuts.append((token, pieces))
+    if not cuts:
+        return
+    with doc.retokenize() as retokenizer:
+        for token, pieces in cuts:
+            retokenizer.split(token, pieces, heads=[(token, 0)] * len(pieces))
 
 
 # How much more strongly "a ⇒ b" must be judged than "b ⇒ a" for label a to be a kind of

@@ -444,14 +444,25 @@ def set_span_score(span: Span, score: float) -> None:
     span.doc.user_data[(SCORE_KEY, span.start_char, span.end_char, span.label_)] = score
 
 
-def make_span(doc: Doc, start_char: int, end_char: int, label: str, score: float) -> Span:
-    """The span of the spaCy tokens covering a character range (never None: the range
-    comes from tokenizer offsets of non-space text), with its score recorded."""
+def _visible(text: str) -> int:
+    return len("".join(text.split()))
+
+
+def make_span(doc: Doc, start_char: int, end_char: int, label: str, score: float,
+              min_marked: float = 0.0) -> Optional[Span]:
+    """The span of the spaCy tokens covering a character range, with its score recorded:
+    exactly the range where token boundaries allow, else widened to the tokens that hold it.
+    min_marked, in [0, 1]: the least share of the widened span's non-space characters the
+    range must make up, else None (the tokens are mostly text outside the range: a clause
+    that a whitespace tokenizer made one token); 0.0 (the default) never returns None (the
+    range comes from tokenizer offsets of non-space text)."""
     span = doc.char_span(start_char, end_char, label=label, alignment_mode="expand")
     if span is None:
         starts = [t.idx for t in doc]
         first = max(bisect.bisect_right(starts, start_char) - 1, 0)
         last = max(bisect.bisect_left(starts, end_char), first + 1)
         span = Span(doc, first, last, label=label)
+    if _visible(doc.text[start_char:end_char]) < min_marked * _visible(span.text):
+        return None
     set_span_score(span, score)
     return span

@@ -1,6 +1,8 @@
 """cortex_ner: zero-shot entities from one prompt per label."""
 import itertools
+import warnings
 
+import numpy as np
 import pytest
 import spacy
 from conftest import task_nlp, USER_NER_LABELS
@@ -8,8 +10,9 @@ from spacy.tokens import Span
 from spacy.training import Example
 
 from spacy_cortex import api
-from spacy_cortex.ner import NERTask, label_subtypes, make_ner_task, resolve_overlaps
-from spacy_cortex.pipeline import make_span
+from spacy_cortex import ner as ner_module
+from spacy_cortex.ner import NERTask, blocked_spans, detach_invisible, label_subtypes, make_ner_task, resolve_overlaps
+from spacy_cortex.pipeline import install_span_score, make_span
 
 TEXT = "The patient was given 20 mg atorvastatin."
 
@@ -84,6 +87,7 @@ def test_doc_ents_mode_with_existing_ents_varied(varied_checkpoint):
 
 
 def _spans(doc, specs):
+    install_span_score()  # as a cortex_ner component does when it is created
     out = []
     for start, end, label, score in specs:
         span = Span(doc, start, end, label=label)
@@ -125,6 +129,7 @@ def test_resolve_overlaps_prefers_the_more_specific_label_on_the_same_span():
     kept = resolve_overlaps(_spans(doc, specs[:2] + specs[3:]), subtypes)
     assert [(s.start, s.end, s.label_) for s in kept] == [(0, 2, "writer"), (4, 5, "city")]
     assert kept[0]._.cortex_score == pytest.approx(0.8)  # the specific label keeps its own score
+
 
 
 def test_resolve_overlaps_specificity_cycles_and_existing_ents():
@@ -224,6 +229,10 @@ def test_make_span_expands_to_token_boundaries():
     span = make_span(doc, 2, 5, "X", 0.7)
     assert span.start == 0 and span.start_char == 0
     assert span._.cortex_score == 0.7
+    # min_marked: the range must be that share of the widened span's visible text
+    assert make_span(doc, 0, 12, "X", 0.7, min_marked=0.5).text == "atorvastatin-20"  # 12 of 15
+    assert make_span(doc, 2, 5, "X", 0.7, min_marked=0.5) is None  # 3 of 15
+    assert make_span(doc, 18, 25, "X", 0.7, min_marked=1.0).text == "tablets"  # exact
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -307,3 +316,90 @@ def test_score_spans_key(positive_checkpoint):
     scores = nlp.evaluate([Example(nlp.make_doc(TEXT), ref)])
     assert scores["spans_drugs_r"] == pytest.approx(1.0)
     assert scores["spans_drugs_p"] == pytest.approx(0.5)  # DOSE is predicted too
+
+
+# --- issue 25: blocked tokens, tokens far larger than an entity, invisible characters -------
+
+
+def marked(text, pieces):
+    """RequestResult over `text` whose words are `pieces` (each found after the previous),
+    a piece marked inside (0.99) when it is given as (piece, True), else outside (0.01)."""
+    from spacy_cortex.core.encoding import EncodedText, RequestResult
+
+    offsets, probs, pos = [], [], 0
+    for piece in pieces:
+        word, inside = piece if isinstance(piece, tuple) else (piece, False)
+        start = text.index(word, pos)
+        offsets.append((start, start + len(word)))
+        probs.append([0.0, 0.99, 0.01] if inside else [0.0, 0.01, 0.99])
+        pos = start + len(word)
+    n = len(offsets)
+    encoded = EncodedText(text, np.arange(100, 100 + n), np.asarray(offsets).reshape(-1, 2), np.arange(n))
+    return RequestResult(np.asarray([[0.0, 0.9, 0.1]]), np.asarray(probs, dtype=np.float32), encoded)
+
+
+def apply_marked(doc, pieces, labels=("PERSON",), **config):
+    install_span_score()  # as a cortex_ner component does when it is created
+    task = make_ner_task(list(labels), **config)
+    task.apply(doc, {task.label_prompts[label]: marked(doc.text, pieces) for label in labels})
+    return doc
+
+
+def test_blocked_tokens_never_get_an_entity():
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc("Ada Lovelace met Grace Hopper in London")
+    doc.set_ents([Span(doc, 6, 7, label="GPE")], blocked=[doc[3:5]], default="unmodified")
+    apply_marked(doc, [("Ada", True), ("Lovelace", True), "met", ("Grace", True), ("Hopper", True), "in",
+                       ("London", True)])
+    assert [(e.text, e.label_) for e in doc.ents] == [("Ada Lovelace", "PERSON"), ("London", "GPE")]
+    assert [(t.ent_iob, t.ent_type) for t in doc[3:5]] == [(3, 0), (3, 0)]  # still blocked
+    assert [(e.text, e.label_) for e in blocked_spans(doc)] == [("Grace Hopper", "")]
+
+
+def test_a_span_partly_blocked_is_dropped_whole():
+    doc = spacy.blank("en").make_doc("Grace Hopper spoke")
+    doc.set_ents([], blocked=[doc[1:2]])
+    apply_marked(doc, [("Grace", True), ("Hopper", True), "spoke"])
+    assert list(doc.ents) == [] and doc[1].ent_iob == 3
+
+
+def test_a_clause_tokenized_as_one_token_is_not_labelled(monkeypatch):
+    """Issue 25: the model marks 東京 and the whitespace tokenizer made the clause one token:
+    the clause is no GPE; the span is kept in Doc.spans["cortex_unaligned"], with a warning
+    once per language."""
+    monkeypatch.setattr(ner_module, "_warned_unaligned", set())
+    text = "山田太郎さんは東京で働いています。"
+    pieces = ["山田太郎さんは", ("東京", True), "で働いています", "。"]
+    with pytest.warns(UserWarning, match="'東京' .*inside the spaCy token.*cortex_unaligned"):
+        doc = apply_marked(spacy.blank("xx").make_doc(text), pieces, labels=["GPE"])
+    assert list(doc.ents) == []
+    [kept] = doc.spans["cortex_unaligned"]
+    assert (kept.text, kept.label_, kept._.cortex_score) == ("山田太郎さんは東京で働いています", "GPE", pytest.approx(0.99))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once
+        apply_marked(spacy.blank("xx").make_doc(text), pieces, labels=["GPE"])
+
+
+def test_tokens_a_little_wider_than_the_span_still_hold_it():
+    doc = apply_marked(spacy.blank("en").make_doc("atorvastatin-20mg tablets"),
+                       [("atorvastatin", True), "-20mg", "tablets"], labels=["DRUG"])
+    assert [(e.text, e.label_) for e in doc.ents] == [("atorvastatin-20", "DRUG")]  # spaCy: "atorvastatin-20" "mg"
+
+
+NAME = [("Emma", True), ("Watson", True)]
+
+
+@pytest.mark.parametrize("text, pieces", [("\ufeffEmma Watson is here", NAME + ["is", "here"]),
+                                          ("Emma Watson\u200b is here", NAME + ["is", "here"]),
+                                          ("hi \u200bEmma Watson\u2060", ["hi"] + NAME)])
+def test_invisible_characters_at_token_edges_stay_out_of_entities(text, pieces):
+    doc = apply_marked(spacy.blank("en").make_doc(text), pieces)
+    assert [e.text for e in doc.ents] == ["Emma Watson"]
+    assert doc.text == text
+
+
+def test_detach_invisible_leaves_other_docs_alone():
+    doc = spacy.blank("en").make_doc("Emma\u200dWatson 👨\u200d👩 here")
+    before = [t.text for t in doc]
+    detach_invisible(doc)
+    assert [t.text for t in doc] == before  # joiners inside a token stay

@@ -164,3 +164,50 @@ def test_a_heading_does_not_change_the_paragraph_after_it():
         if text == paragraph:
             expected = found
         assert found == expected and ("Vinicius Junior", "PERSON", paragraph.index("Vinicius")) in found
+
+
+# --- issue 25: wrong NER results, replayed on the shipped model ----------------------------
+
+
+def test_two_names_are_not_joined_over_the_word_between():
+    text = "Report 116: Ada Lovelace met Grace Hopper to discuss the refund for invoice 116."
+    assert ner_found(["PERSON"], text) == [("Ada Lovelace", "PERSON"), ("Grace Hopper", "PERSON")]
+    assert ner_found(["PERSON"], "Leonardo da Vinci painted the Mona Lisa.") == [("Leonardo da Vinci", "PERSON")]
+    assert ("Bank of America", "ORG") in ner_found(["ORG"], "He works at Bank of America in Charlotte.")
+
+
+def test_no_entity_ends_with_a_separator():
+    text = ("This Agreement is made on January 5, 2024 between Acme Inc., a Delaware corporation, "
+            "and Beta LLC, for a term of two years.")
+    found = ner_found(["DATE", "ORG", "DURATION"], text)
+    assert ("Delaware corporation", "ORG") in found and ("Acme Inc.", "ORG") in found
+    assert not any(name[-1] in ",;:" or name[0] in ",;:" for name, _ in found)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 25 item 4, open: cortex-mini-en v3 judges 'This is a country, city or "
+                                       "state.' => 'This is a person.' (0.56 against 0.07), so prefer_specific makes "
+                                       "GPE (0.951) win over PERSON (0.997); the rules tried (an entailment floor, a "
+                                       "score margin) cost CrossNER dev F1")
+def test_a_lone_name_keeps_its_best_label():
+    assert ner_found(["PERSON", "GPE"], "Obama") == [("Obama", "PERSON")]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 25 item 3, open: the model is less sure of a sentence the more "
+                                       "sentences precede it in its 64-token window (Satya 0.56-0.81 in the 4th-6th); "
+                                       "48-token windows find all 12 but cost CrossNER F1 (SPAN_WINDOW)")
+def test_sentences_joined_by_spaces_keep_their_entities():
+    found = ner_found(["PERSON", "ORG", "GPE"], " ".join(["Microsoft hired Satya Nadella in Seattle."] * 12))
+    assert found.count(("Satya Nadella", "PERSON")) == 12
+
+
+def test_a_clause_tokenized_as_one_word_is_not_an_entity():
+    nlp = spacy.blank("xx")
+    nlp.add_pipe("cortex_ner", config={"labels": ["PERSON", "GPE"]})
+    with pytest.warns(UserWarning, match="cortex_unaligned"):
+        doc = nlp("山田太郎さんは東京で働いています。")
+    assert list(doc.ents) == []
+    assert "GPE" in {span.label_ for span in doc.spans["cortex_unaligned"]}
+
+
+def test_a_byte_order_mark_stays_out_of_the_entity():
+    assert ner_found(["PERSON"], "\ufeffEmma Watson is here") == [("Emma Watson", "PERSON")]

@@ -12,6 +12,7 @@ from spacy_cortex.core.decoding import (
     classification_probs,
     label_distribution,
     span_probability,
+    split_valleys,
     threshold_spans,
     trim_punctuation,
     yes_probability,
@@ -76,7 +77,32 @@ def test_threshold_spans_extend_over_weaker_neighbours():
     assert texts(r, threshold_spans(r, 0.8, 0.7)) == ["aa bb", "gg"]  # "dd ee" holds no word at 0.8
     assert [s.score for s in threshold_spans(r, 0.8, 0.7)] == pytest.approx([0.825, 0.95], abs=1e-6)
     assert threshold_spans(r, 0.8, 0.9) == threshold_spans(r, 0.8)  # not below threshold: off
-    assert texts(r, threshold_spans(r, 0.8, 0.05)) == ["aa bb cc dd ee ff gg"]
+    # the extension reaches down to 0.05 but stops at the valley "cc" between two peaks
+    assert texts(r, threshold_spans(r, 0.8, 0.05)) == ["aa bb", "dd ee ff gg"]
+
+
+@pytest.mark.parametrize("words, inside, expected", [
+    # issue 25: the extension joined two names over a verb the model doubted (met 0.77)
+    ("Ada Lovelace met Grace Hopper", [0.98, 0.98, 0.77, 0.99, 0.99], ["Ada Lovelace", "Grace Hopper"]),
+    # a shallow dip (less than VALLEY_DIP below the lower peak) is part of the name
+    ("Leonardo da Vinci", [0.9, 0.82, 0.92], ["Leonardo da Vinci"]),
+    ("Bank of America", [0.96, 0.86, 0.98], ["Bank of America"]),  # not below threshold: no valley
+    # the lowest word of a long valley goes; the weak words beside it stay with their peaks
+    ("aa bb cc dd ee", [0.95, 0.8, 0.72, 0.8, 0.95], ["aa bb", "dd ee"]),
+    # weak words at one side only (no second peak) are the extension itself
+    ("the Grace Hopper", [0.75, 0.72, 0.99], ["the Grace Hopper"]),
+    # two valleys, three names
+    ("aa x bb y cc", [0.99, 0.71, 0.99, 0.75, 0.99], ["aa", "bb", "cc"]),
+])
+def test_a_run_is_split_at_a_valley_between_two_peaks(words, inside, expected):
+    r = make_result(words.split(), inside)
+    assert texts(r, threshold_spans(r, 0.85, 0.7)) == expected
+
+
+def test_split_valleys_word_ranges():
+    inside = np.array([0.0, 0.98, 0.98, 0.77, 0.99, 0.99, 0.0])
+    assert split_valleys(inside, 1, 6, 0.85) == [(1, 3), (4, 6)]
+    assert split_valleys(inside, 1, 3, 0.85) == [(1, 3)]
 
 
 def test_glued_punctuation_takes_the_lower_of_its_neighbours():
@@ -131,6 +157,13 @@ def word_ranges(text, pieces):
     ("Dr. Smith came", ["Dr", ".", "Smith", "came"], 1, 3, "Smith"),
     ("well , ok", ["well", ",", "ok"], 0, 3, "well , ok"),  # inner punctuation stays
     ("« Élan »", ["«", "Élan", "»"], 0, 3, "Élan"),
+    # issue 25: separators go even when glued; a glued . ! ends an abbreviation or a name
+    ("a Delaware corporation, and", ["a", "Delaware", "corporation", ",", "and"], 1, 4, "Delaware corporation"),
+    ("Acme Inc., a", ["Acme", "Inc", ".", ",", "a"], 0, 4, "Acme Inc."),
+    ("Yahoo! rose", ["Yahoo", "!", "rose"], 0, 2, "Yahoo!"),
+    ("Report:Ada Lovelace; met", ["Report", ":", "Ada", "Lovelace", ";", "met"], 1, 5, "Ada Lovelace"),
+    ("東京、大阪", ["東京", "、", "大阪"], 0, 2, "東京"),
+    ("AT&T, Inc.", ["AT", "&", "T", ",", "Inc", "."], 0, 6, "AT&T, Inc."),  # inner comma stays
 ])
 def test_trim_punctuation(text, pieces, lo, hi, expected):
     words = word_ranges(text, pieces)
