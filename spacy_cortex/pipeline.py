@@ -462,7 +462,10 @@ def make_span(doc: Doc, start_char: int, end_char: int, label: str, score: float
         first = max(bisect.bisect_right(starts, start_char) - 1, 0)
         last = max(bisect.bisect_left(starts, end_char), first + 1)
         span = Span(doc, first, last, label=label)
-    if _visible(doc.text[start_char:end_char]) < min_marked * _visible(span.text):
-        return None
+    if min_marked:  # the span's own text, not doc.text: that is rebuilt from every token per call
+        text = span.text
+        marked = text[max(start_char - span.start_char, 0):end_char - span.start_char]
+        if _visible(marked) < min_marked * _visible(text):
+            return None
     set_span_score(span, score)
     return span
