@@ -30,7 +30,8 @@ def test_index_eval_sets_are_eval():
                 ("tweeteval_sentiment", "val"), ("tweeteval_sentiment", "test"), ("ag_news", "test"),
                 ("dbpedia14_subset", "test"), ("dbpedia14_subset", "test_sample"),
                 ("yahoo_answers_topics_subset", "test_sample"), ("stsb", "test"), ("wikiqa", "test"),
-                ("beir_scifact", "test"), ("commonsenseqa", "dev"), ("openbookqa", "test"), ("winogrande", "dev")}
+                ("beir_scifact", "test"), ("commonsenseqa", "dev"), ("openbookqa", "test"), ("winogrande", "dev"),
+                ("fewrel", "val_pubmed"), ("ade_re", "test")}
     expected |= {("crossner", f"{d}_test") for d in REG.CROSSNER_DOMAINS}
     assert set(REG.eval_splits()) == expected
     assert ("dbpedia14_subset", "dev") not in expected  # dev.tsv may be trained on (INDEX.md)
