@@ -88,10 +88,11 @@ def travel_size(root: Path, carry: Iterable[str] = (), limit: int = TRAVEL_LIMIT
 def fp16_bytes(folder: Path) -> bytes:
     """The safetensors bytes of `folder`'s weights with every floating tensor cast to fp16
     (the shipped model's format: 45 MB for MiniLM-L6 with its head). The weights are read
-    with numpy: fp32 or fp16 (what CortexModel.save writes), not bf16."""
+    with numpy: fp32 or fp16 (what CortexModel.save writes), not bf16. The header says
+    format "pt", as torch's save_pretrained writes it: transformers 4.x refuses a file without."""
     tensors = load_file(str(folder / WEIGHTS_FILE))
     return save({k: np.ascontiguousarray(v.astype(np.float16) if np.issubdtype(v.dtype, np.floating) else v)
-                 for k, v in tensors.items()})
+                 for k, v in tensors.items()}, metadata={"format": "pt"})
 
 
 def file_digests(folder: Path, names: Iterable[str]) -> Dict[str, str]:
