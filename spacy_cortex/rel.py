@@ -4,6 +4,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from spacy.language import Language
+from spacy.scorer import PRFScore
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
@@ -86,7 +87,7 @@ class RELTask(Task):
         return [{"prompt": prompt, "context": reference.text, "spans": gold.get((head, rel.label), [])}
                 for head, rel, prompt in requests(reference.text, entities, self.relations)]
 
-    def score(self, examples: Iterable[Example]) -> Dict[str, Optional[float]]:
+    def score(self, examples: Iterable[Example]) -> Dict[str, float]:
         """Strict micro P/R/F of relations: both entities' offsets and labels and the relation label."""
         pairs = [(relation_keys(eg.predicted), relation_keys(eg.reference)) for eg in examples]
         return {f"rel_micro_{k}": v for k, v in micro_prf(pairs).items()}
@@ -98,15 +99,13 @@ def relation_keys(doc: Doc) -> set:
              r["tail"].label_, r["label"]) for r in doc._.get(ATTR) or []}
 
 
-def micro_prf(pairs: Iterable[Tuple[set, set]]) -> Dict[str, Optional[float]]:
-    """Micro precision, recall and F1 in [0, 1] over (predicted, gold) sets; None where undefined."""
-    tp = n_pred = n_gold = 0
+def micro_prf(pairs: Iterable[Tuple[set, set]]) -> Dict[str, float]:
+    """Micro precision, recall and F1 in [0, 1] over (predicted, gold) sets (spaCy's PRFScore:
+    0.0 where undefined)."""
+    prf = PRFScore()
     for predicted, gold in pairs:
-        tp, n_pred, n_gold = tp + len(predicted & gold), n_pred + len(predicted), n_gold + len(gold)
-    p = tp / n_pred if n_pred else None
-    r = tp / n_gold if n_gold else None
-    f = 2 * tp / (n_pred + n_gold) if n_pred + n_gold else None
-    return {"p": p, "r": r, "f": f}
+        prf.score_set(predicted, gold)
+    return prf.to_dict()
 
 
 def span_dict(span: Span) -> dict:

@@ -55,8 +55,7 @@ def gold_doc(ev: Evaluator, row: Row) -> Doc:
 
 
 def strict_scores(predicted: Sequence[Doc], gold: Sequence[Doc]) -> Dict[str, float]:
-    prf = micro_prf((relation_keys(p), relation_keys(g)) for p, g in zip(predicted, gold))
-    return {k: v or 0.0 for k, v in prf.items()}
+    return micro_prf((relation_keys(p), relation_keys(g)) for p, g in zip(predicted, gold))
 
 
 def entity_keys(doc: Doc) -> set:
@@ -76,7 +75,7 @@ def eval_ade(ev: Evaluator, default: int = 415) -> dict:
     ner = micro_prf((entity_keys(d), {(s, e, t) for s, e, t in row[1]}) for d, row in zip(e2e, rows))
     metrics = {f"given_{k}": v for k, v in strict_scores(given, gold).items()}
     metrics.update({f"e2e_{k}": v for k, v in strict_scores(e2e, gold).items()})
-    metrics["e2e_ner_f"] = ner["f"] or 0.0
+    metrics["e2e_ner_f"] = ner["f"]
     return result(metrics, len(rows),
                   f"ade_re test.ADE0.json (fold 0); cortex_rel relations {ADE_RELATIONS} (prompt from the template: "
                   "'Find the adverse effect of {head}.'), default thresholds; given_*: the gold entities "
