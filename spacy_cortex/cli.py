@@ -1,4 +1,5 @@
-"""`python -m spacy_cortex annotate`: zero-shot annotation of text, JSONL and DocBin files.
+"""`python -m spacy_cortex annotate`: zero-shot annotation of text, JSONL and DocBin files;
+`python -m spacy_cortex adapt ner|textcat`: few-shot adaptation (training/fewshot.py).
 
 One JSON line per input document, in input order; a bad record goes to the rejects file
 instead, with file:line and the reason. The job is spacy_cortex.batch (in this process) or
@@ -14,8 +15,10 @@ from .batch import Engine, JobSummary, LocalEngine, PipelineSpec, RejectedRecord
 from .core.decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
 from .core.checkpoints import DEFAULT_CHECKPOINT
 from .commands import typer_app
+from .training.fewshot import app as adapt_app
 
 app = typer_app("spacy_cortex command line")
+app.add_typer(adapt_app, name="adapt")
 
 RAY_DEFAULTS = {"address": None, "actors": 1, "num_cpus": 1.0, "num_gpus": 0.0}  # Ray options unset
 
@@ -41,6 +44,7 @@ def annotate(
     resume: bool = typer.Option(False, "--resume", help="Finish the interrupted job at --output / --output-dir"),
     strict: bool = typer.Option(False, "--strict", help="Stop at the first bad record instead of writing it to the rejects file"),
     text_field: str = typer.Option("text", help="The text field of .jsonl records (other fields are copied to the output)"),
+    spans: bool = typer.Option(False, "--spans", help="Write the span format of annotation tools ({text, spans: [{start, end, label, score}], cats}): pre-annotations to correct and train on with `adapt`"),
     pipeline: Optional[str] = typer.Option(None, help="Run a saved pipeline (folder or package name) instead of --ner/--cat/--question"),
     ner: List[str] = typer.Option([], "--ner", help="Entity label, or LABEL=prompt (repeatable)"),
     cat: List[str] = typer.Option([], "--cat", help="Text category label, or LABEL=prompt (repeatable)"),
@@ -73,7 +77,7 @@ def annotate(
                              num_gpus=num_gpus)
         job = prepare_job(inputs, spec, output=output, output_dir=output_dir, formats=formats,
                           text_field=text_field, shard_size=shard_size, resume=resume, strict=strict,
-                          engine=runner)
+                          engine=runner, spans=spans)
     try:
         summary = job.run(progress=True)
     except RejectedRecord as err:

@@ -62,6 +62,9 @@ class Cortex(Pipe):
         self._optimizer = None
         self._scaler = None  # fp16 loss scaling (a pass-through otherwise)
         self._rng = random.Random(0)
+        # records added to every update, given the number of the listeners' records (adapt's
+        # replay of general training data, training/replay.py); not saved with the pipeline
+        self.replay: Optional[Callable[[int], List[dict]]] = None
 
     @property
     def is_trainable(self) -> bool:
@@ -76,13 +79,16 @@ class Cortex(Pipe):
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
         """One forward/backward pass over the training prompts of every listener (their
-        losses summed into one gradient); the step happens in finish_update."""
+        losses summed into one gradient), plus the `replay` records when set; the step
+        happens in finish_update."""
         from .core.loss import backward_on_records, grad_scaler
 
         losses = {} if losses is None else losses
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         records = [r for task in self.listeners() for eg in examples for r in task.training_records(eg)]
+        if records and self.replay is not None:
+            records += self.replay(len(records))
         if records:
             self.model.hf_model.train()
             if self._scaler is None:
@@ -97,11 +103,13 @@ class Cortex(Pipe):
         gradient clipping) of spaCy's optimizer; fp16 gradients are unscaled first."""
         import torch
 
+        from .core.loss import adamw
+
         params = [p for p in self.model.hf_model.parameters() if p.requires_grad]
         if not any(p.grad is not None for p in params):
             return  # no listener had training data in this batch
         if self._optimizer is None:
-            self._optimizer = torch.optim.AdamW(params, lr=float(sgd.learn_rate))
+            self._optimizer = adamw(params, float(sgd.learn_rate))
         for group in self._optimizer.param_groups:
             group["lr"] = float(sgd.learn_rate)
         if self._scaler is not None:

@@ -12,6 +12,7 @@ COMMANDS = [
     "spacy_cortex.training.export", "spacy_cortex.training.pack", "spacy_cortex.training.parts",
     "spacy_cortex.evaluation.evaluate", "spacy_cortex.evaluation.tune", "spacy_cortex.evaluation.benchmark",
     "spacy_cortex.evaluation.many_labels", "spacy_cortex.evaluation.device_check",
+    "spacy_cortex.training.replay", "spacy_cortex.evaluation.adapt_curves",
 ]
 
 
@@ -34,7 +35,8 @@ def test_every_command_takes_short_help(module_name):
     assert help_exit_code(module_name) == 0
 
 
-@pytest.mark.parametrize("args", [["-h"], ["annotate", "-h"], ["info", "-h"]])
+@pytest.mark.parametrize("args", [["-h"], ["annotate", "-h"], ["info", "-h"], ["adapt", "-h"], ["adapt", "ner", "-h"],
+                                  ["adapt", "textcat", "-h"], ["adapt", "evaluate", "-h"]])
 def test_the_main_commands_take_short_help(args):
     from spacy_cortex.cli import app
 

@@ -8,6 +8,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 from spacy.language import Language
 from tqdm import tqdm
 
+from ..training.annotations import span_record
 from .formats import SUFFIXES
 from .pipelines import PipelineSpec, too_long
 from .readers import Item, Source, count_records, resolve_inputs
@@ -68,7 +69,7 @@ class LocalEngine(Engine):
         items = ((item.text, item) for item in _without_rejects(records, job.nlp, out))
         for doc, item in job.nlp.pipe(items, as_tuples=True, batch_size=self.batch_size):
             doc.user_data.update(item.fields)  # passthrough fields travel with the doc (.spacy output)
-            out.add(item.line, output_record(job.text_field, doc.text, item.fields, doc_annotations(doc)), doc)
+            out.add(item.line, job.output_record(doc.text, item.fields, doc_annotations(doc)), doc)
 
 
 def _without_rejects(records: Iterable[Union[Item, Reject]], nlp: Language, out: ShardOutput) -> Iterator[Item]:
@@ -104,6 +105,14 @@ class AnnotationJob:
     text_field: str
     shard_size: int
     engine: Engine
+    spans: bool = False  # write the span format of annotation tools (training.annotations.span_record)
+
+    def output_record(self, text: str, fields: dict, annotations: dict) -> dict:
+        """What the job writes for one document: the input record's fields with the text and
+        annotations, or with `spans` the span format that `adapt` reads back."""
+        if self.spans:
+            return span_record(text, fields, annotations)
+        return output_record(self.text_field, text, fields, annotations)
 
     def done_records(self) -> int:
         """Input records (docs and rejects) of the shards finished before this run."""
@@ -132,6 +141,7 @@ def prepare_job(
     resume: bool = False,
     strict: bool = False,
     engine: Optional[Engine] = None,
+    spans: bool = False,
 ) -> AnnotationJob:
     """A job that annotates `inputs` (files, folders, glob patterns or "-" for stdin, see
     readers.resolve_inputs) with `pipeline` and writes one JSONL line per document.
@@ -143,7 +153,9 @@ def prepare_job(
     shard_size: input records (lines) per shard, the unit that is written and resumed.
     resume: finish the job found at the output (it must be the same inputs and options).
     strict: the first bad record is an error (RejectedRecord), not a line in the rejects
-    file. engine: LocalEngine() by default, or distributed.RayEngine.
+    file. engine: LocalEngine() by default, or distributed.RayEngine. spans: records in the
+    span format of annotation tools ({text, spans: [{start, end, label, score}], cats, ...};
+    training.annotations), always with the text under "text", to correct and train on.
 
     Raises ValueError (OSError for a pipeline or checkpoint not found) for options that
     conflict or are out of range, before any output is touched; the output folder and
@@ -160,9 +172,9 @@ def prepare_job(
         raise ValueError("--resume cannot read stdin again: give the input as a file")
     nlp = pipeline.load()
     job = {"inputs": [_describe(s) for s in sources], "text_field": text_field, "shard_size": shard_size,
-           "formats": formats, "pipeline": pipeline.as_dict()}
+           "formats": formats, "pipeline": pipeline.as_dict(), **({"records": "spans"} if spans else {})}
     target = _open_target(output, output_dir, formats, job, resume, strict)
-    return AnnotationJob(sources, pipeline, nlp, target, text_field, shard_size, engine)
+    return AnnotationJob(sources, pipeline, nlp, target, text_field, shard_size, engine, spans)
 
 
 def _output_formats(output, output_dir, formats: Sequence[str], engine: Engine) -> Tuple[str, ...]:

@@ -171,6 +171,42 @@ def forward_loss(model: CortexModel, examples: Sequence[TrainingExample], rank_w
                        batch["groups"], rank_weight)
 
 
+def set_dropout(hf_model: torch.nn.Module, p: float) -> None:
+    """Set every dropout probability of `hf_model` to p in [0, 1): the dropout layers, the
+    attention dropout SDPA reads (`dropout_prob` in transformers 4.x, the layer's `p` in 5.x)
+    and the config, so that a saved checkpoint says how it was trained. Raises ValueError for
+    p outside [0, 1).
+
+    Why 0 is the trainer's default: with attention dropout, scaled_dot_product_attention
+    cannot use its fused kernel and materialises (batch, heads, tokens, tokens) probabilities
+    and their random mask; drawing the masks (aten::bernoulli_) took 22% of a CPU training
+    step in the trainer's profile (docs/TRAINING.md, "Throughput"). Training that sees its
+    data about once does without dropout (Geiping and Goldstein, "Cramming", ICLR 2023)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout is a probability in [0, 1), got {p}")
+    for module in hf_model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+        if hasattr(module, "dropout_prob"):
+            module.dropout_prob = p
+    config = hf_model.config
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = p
+    if getattr(config, "classifier_dropout", None) is not None:
+        config.classifier_dropout = p
+
+
+def adamw(params, lr: float) -> torch.optim.AdamW:
+    """torch AdamW over `params` (tensors or parameter groups) at learning rate lr, fused
+    into one kernel per step where the installed torch has that for the parameters' device
+    (CPU from torch 2.4; it made the trainer's CPU step about a fifth faster), else its
+    multi-tensor (foreach) form."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, fused=True)
+    except RuntimeError:  # no fused kernel for this device in this torch
+        return torch.optim.AdamW(params, lr=lr)
+
+
 def grad_scaler(model: CortexModel) -> torch.amp.GradScaler:
     """fp16 training needs loss scaling (its gradients underflow); bf16 and fp32 do not:
     then the scaler is disabled and passes everything through."""

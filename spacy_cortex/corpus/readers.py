@@ -89,6 +89,17 @@ def read_openbookqa(path: Path) -> List[Optional[dict]]:
     return out
 
 
+def mention_sentence(row: dict) -> Tuple[str, int, int]:
+    """(sentence, mention start, mention end) of a UFET row (`left_context_token`,
+    `mention_span`, `right_context_token`): the tokens joined by single spaces, one way for
+    the converter and the leakage guard."""
+    left = " ".join(row["left_context_token"])
+    start = len(left) + (1 if left else 0)
+    end = start + len(row["mention_span"])
+    text = " ".join(t for t in (left, row["mention_span"], " ".join(row["right_context_token"])) if t)
+    return text, start, end
+
+
 # ---------------------------------------------------------------- tagged tokens (CoNLL / BIO)
 def read_columns(path: Path, sep: Optional[str] = None, comment: Optional[Pattern] = None,
                  min_columns: int = 2) -> Iterator[List[List[str]]]:

@@ -63,6 +63,7 @@ def _bio(name: str, ext: str, splits: Tuple[str, ...], eval: Tuple[str, ...] = (
 
 
 CROSSNER_DOMAINS = ("ai", "literature", "music", "politics", "science")
+STANCE_TARGETS = ("abortion", "atheism", "climate", "feminist", "hillary")  # tweeteval_stance folders
 
 DATASETS: Dict[str, Dataset] = {d.name: d for d in [
     # ---- extractive QA
@@ -142,11 +143,52 @@ DATASETS: Dict[str, Dataset] = {d.name: d for d in [
     _set("openbookqa", "openbookqa", ("test",), train="train.tsv", dev="dev.tsv", test="test.tsv"),
     _set("winogrande", "jsonl", ("dev",), train="train_l.jsonl", dev="dev.jsonl"),
     _set("promptsource_templates", "jsonl", all="templates.jsonl"),
+    # ---- round-3 label sets (training/datasets/labelsets.py)
+    _set("goemotions", "tsv", ("test",), train="train.tsv", dev="dev.tsv", test="test.tsv", labels="labels.txt",
+         formats={"labels": "lines"}),
+    _set("semeval2018_ec", "tsv", train="2018-E-c-En-train.txt", dev="2018-E-c-En-dev.txt"),
+    _set("olid", "tsv", ("test_a", "test_b", "test_c"), train="olid-training-v1.0.tsv",
+         **{f"test_{x}": (f"testset-level{x}.tsv", f"labels-level{x}.csv") for x in "abc"}),
+    _set("davidson_hate_offensive", "csv", all="labeled_data.csv"),
+    _set("stanford_politeness", "csv", wikipedia="wikipedia.annotated.csv",
+         stack_exchange="stack-exchange.annotated.csv"),
+    _set("clickbait", "lines", clickbait="clickbait_data.txt", news="non_clickbait_data.txt"),
+    _set("sms_spam", "tsv", all="SMSSpamCollection"),
+    _set("tweeteval_irony", "lines", ("test",), train=("train_text.txt", "train_labels.txt"),
+         val=("val_text.txt", "val_labels.txt"), test=("test_text.txt", "test_labels.txt"), mapping="mapping.txt"),
+    _set("crisisnlp_sandy", "csv", all="data-gold.csv"),
+    # `dialogue|speaker|utterance|tag` lines; val is not EVAL but no converter reads it (kept for tuning)
+    _set("swda", "lines", ("test",), train="train_subset450.txt", val="val.txt", test="test.txt",
+         label_map="label_map.txt"),
+    _set("dailydialog", "lines", ("test",),
+         **{s: tuple(f"{s}/dialogues{f}.txt" for f in ("", "_act", "_emotion")) for s in ("validation", "test")}),
+    _set("atis", "lines", ("test",), intents="intent_label.txt", slots="slot_label.txt",
+         **{s: tuple(f"{s}/{f}" for f in ("seq.in", "seq.out", "label")) for s in ("train", "dev", "test")}),
+    # whole sets EVAL: zero-shot topic, stance and medical label families (INDEX.md)
+    _set("bbc_news", "csv", ("val", "test"), val="val.csv", test="test.csv"),
+    _set("tweeteval_stance", "lines", ("train", "val", "test"), mapping="mapping.txt",
+         **{s: tuple(f"{t}/{s}_{f}.txt" for t in STANCE_TARGETS for f in ("text", "labels"))
+            for s in ("train", "val", "test")}),
+    _set("symptom2disease", "csv", ("all",), all="Symptom2Disease.csv"),
     # ---- relations (conditional extraction: "Find the {relation} of {head}.")
     _set("fewrel", "json", ("val_pubmed",), val_wiki="val_wiki.json", val_nyt="val_nyt.json",
          val_pubmed="val_pubmed.json", names="pid2name.json"),
     _set("ade_re", "json", ("test",), train="train.ADE0.json", valid="valid.ADE0.json", test="test.ADE0.json"),
     _set("redocred", "json", dev="dev_revised.json"),
+    # ---- large inventories of label names (training/datasets/typing_sets.py)
+    _set("broad_twitter_corpus", "bio", ("test",), train="btc.train", dev="btc.dev", test="btc.test"),
+    _set("ufet_crowd", "jsonl", ("test",), train="train.json", dev="dev.json", test="test.json",
+         types="types.txt", definitions="types_definition.txt", formats={"types": "lines", "definitions": "lines"}),
+    _set("smart_answer_types", "jsonl", ("dbpedia_test", "wikidata_test_gold"), dbpedia_train="dbpedia_train.jsonl",
+         dbpedia_test="dbpedia_test.jsonl", dbpedia_types="dbpedia_types.tsv",
+         wikidata_train="wikidata_train_2020-03_minus_test.jsonl", wikidata_test_gold="wikidata_test_gold.jsonl",
+         qald9_train="qald9_train_answer_types.tsv", formats={"dbpedia_types": "tsv", "qald9_train": "tsv"}),
+    _set("stackexchange_tags", "csv", cooking="cooking.csv", robotics="robotics.csv", travel="travel.csv"),
+    _set("keyphrase_liaad", "jsonl", **{n: f"{n}.jsonl" for n in ("inspec", "semeval2017", "kpcrowd500n", "kdd", "www")}),
+    # dev / test schemas describe the services of SGD's unseen-service evaluation (their dialogues are not here)
+    _set("sgd_schema_guided", "json", ("schema_dev", "schema_test"), train_turns="train_user_turns_sample.jsonl",
+         schema_train="schema_train.json", sgd_x_train="sgd_x_train_schemas/schema_train_v*.json",
+         schema_dev="schema_dev.json", schema_test="schema_test.json", formats={"train_turns": "jsonl"}),
 ]}
 
 

@@ -28,7 +28,7 @@ import torch
 from ..batch.job import AnnotationJob, Engine, progress_bar
 from ..batch.pipelines import PipelineSpec, too_long
 from ..batch.readers import Source, read_source
-from ..batch.records import ANNOTATIONS, doc_annotations, output_record
+from ..batch.records import ANNOTATIONS, doc_annotations
 from ..batch.rejects import Reject
 from ..batch.shards import ShardPlan, plan_shards
 
@@ -152,7 +152,7 @@ def _write_shard(job: AnnotationJob, plan: ShardPlan, rows: Dict[int, dict]) -> 
                 out.reject(Reject(plan.file, line, row["reject"]))
             else:
                 annotations = {key: json.loads(row[key]) for key in ANNOTATIONS}
-                out.add(line, output_record(job.text_field, row["text"], json.loads(row["fields"]), annotations))
+                out.add(line, job.output_record(row["text"], json.loads(row["fields"]), annotations))
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from ..core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from ..core.decoding import (SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW, best_span, threshold_spans,
                              yes_probability)
 from ..core.device import cpu_has_bf16, resolve_device, resolve_precision
-from ..core.loss import collate, encode_example, forward_loss
+from ..core.loss import adamw, collate, encode_example, forward_loss
 from ..core.model import CortexModel
 from ..commands import run
 
@@ -200,7 +200,7 @@ def training(model_path: Path, device: torch.device, steps: int, lr: float) -> d
     torch.manual_seed(0)
     model = CortexModel.from_path(model_path, precision="auto", device=str(device))
     examples = [encode_example(model.tokenizer, r, 256, random.Random(0)) for r in TRAIN_RECORDS]
-    optimizer = torch.optim.AdamW(model.hf_model.parameters(), lr=lr)
+    optimizer = adamw(model.hf_model.parameters(), lr)
     scaler = torch.amp.GradScaler(device.type, enabled=model.precision == "fp16")
     model.hf_model.eval()  # dropout off; autograd stays on
     losses = []

@@ -10,6 +10,13 @@ RAW_DIR is the public data folder (corpus/raw, see its INDEX.md). Each set uses 
 deterministic subset: a seeded shuffle of the rows, the first N kept (in file order), so a
 smaller scale gives a subset of a larger one. Label names used in prompts are data, in
 templates/eval_labels.json.
+
+Round-3 label sets (issue 24; sets_labels.py), each with the backbone bi-encoder beside it:
+bbc_news (accuracy, biencoder), symptom2disease, olid, tweeteval_irony, atis, swda,
+dailydialog_act, dailydialog_emotion (accuracy, macro_f1, biencoder, biencoder_macro_f1),
+tweeteval_stance (the same + f1_against_favor, biencoder_f1_against_favor), goemotions (the
+same on single-label rows + micro_f1, multi-label on all rows); broad_twitter_corpus (NER:
+ents_f, ents_p, ents_r).
 """
 import argparse
 import json
@@ -26,12 +33,17 @@ from ..corpus.registry import CROSSNER_DOMAINS
 from ..training.datasets.tasks import WINOGRANDE_QUESTIONS
 from .evaluator import SEED, Evaluator
 from .metrics import result
-from .rows import (ag_news_rows, commonsenseqa_rows, dbpedia_rows, nli_rows, openbookqa_rows, winogrande_rows,
+from .rows import (ag_news_rows, atis_rows, bbc_news_rows, commonsenseqa_rows, dailydialog_rows, dbpedia_rows,
+                   irony_rows, nli_rows, olid_rows, openbookqa_rows, swda_rows, symptom2disease_rows, winogrande_rows,
                    xnli_rows, yahoo_rows)
 from .sets_scores import (choice_set, eval_anli, eval_boolq, eval_scifact, eval_sst2, eval_stsb, eval_tweeteval,
                           eval_wikiqa, nli_set, topic_set)
+from .sets_labels import eval_goemotions, eval_stance, label_set
 from .sets_relations import eval_ade, eval_fewrel_pubmed
 from .sets_spans import eval_long_text, eval_ner, eval_squad, eval_verify
+
+# round-3 label sets whose train splits configs/train_mix_v4.json trains on (test splits: EVAL)
+ROUND3_TRAINED = "not zero-shot for a model trained on the round-3 label sets (its train split)"
 
 ZERO_SHOT_NER = tuple(f"crossner_{d}" for d in CROSSNER_DOMAINS) + ("mit_movie", "mit_restaurant")
 
@@ -44,6 +56,7 @@ SETS: Dict[str, Callable[[Evaluator], dict]] = {
        for d in CROSSNER_DOMAINS},
     "mit_movie": partial(eval_ner, name="mit_movie", split="test", scheme="mit_movie", default=200),
     "mit_restaurant": partial(eval_ner, name="mit_restaurant", split="test", scheme="mit_restaurant", default=200),
+    "broad_twitter_corpus": partial(eval_ner, name="broad_twitter_corpus", split="test", scheme="btc", default=500),
     "mnli_m": partial(nli_set, load=lambda raw: nli_rows(raw, "mnli", "dev_matched"),
                       default=1000, name="MNLI dev-matched"),
     "mnli_mm": partial(nli_set, default=1000, name="MNLI dev-mismatched 1,907-pair random sample",
@@ -60,6 +73,28 @@ SETS: Dict[str, Callable[[Evaluator], dict]] = {
                             "NOT strictly zero-shot: training saw label prompts on dbpedia dev.tsv"),
     "yahoo": partial(topic_set, load=yahoo_rows, key="yahoo", default=100,
                      note="Yahoo Answers 100-row test sample (title content); smoke-test size"),
+    "bbc_news": partial(topic_set, load=bbc_news_rows, key="bbc_news", default=300,
+                        note="BBC News test (5 topics, zero-shot: the whole set is EVAL; articles of ~390 words, "
+                             "in windows)"),
+    "tweeteval_stance": eval_stance,
+    "symptom2disease": partial(label_set, load=symptom2disease_rows, key="symptom2disease", default=300,
+                               note="Symptom2Disease, all rows (24 diseases, zero-shot: the whole set is EVAL)"),
+    "goemotions": eval_goemotions,
+    "olid": partial(label_set, load=olid_rows, key="olid", default=500,
+                    note=f"OLID test level A (offensive or not); {ROUND3_TRAINED}"),
+    "tweeteval_irony": partial(label_set, load=irony_rows, key="tweeteval_irony", default=500,
+                               note=f"TweetEval irony test; {ROUND3_TRAINED}"),
+    "atis": partial(label_set, load=atis_rows, key="atis", default=300,
+                    note=f"ATIS test intents, single-intent rows ('#' rows left out); {ROUND3_TRAINED}"),
+    "swda": partial(label_set, load=swda_rows, key="swda", default=300,
+                    note="SwDA test dialogue acts, each turn below the one before it ('Other' turns left out); "
+                         f"{ROUND3_TRAINED}"),
+    "dailydialog_act": partial(label_set, load=lambda raw: dailydialog_rows(raw, 1), key="dailydialog_act",
+                               default=500, note="DailyDialog test dialogue acts, each turn below the one before "
+                                                 f"it; {ROUND3_TRAINED} (validation)"),
+    "dailydialog_emotion": partial(label_set, load=lambda raw: dailydialog_rows(raw, 2), key="dailydialog_emotion",
+                                   default=500, note="DailyDialog test emotions (no emotion: 82%), each turn below "
+                                                     f"the one before it; {ROUND3_TRAINED} (validation)"),
     "stsb": eval_stsb,
     "commonsenseqa": partial(choice_set, load=commonsenseqa_rows, default=1221, name="CommonsenseQA dev (5-way)"),
     "openbookqa": partial(choice_set, load=openbookqa_rows, default=500, name="OpenBookQA test (4-way)"),

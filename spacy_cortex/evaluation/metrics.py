@@ -1,16 +1,36 @@
-"""Metrics of the evaluation: accuracy, Spearman, ranking (reciprocal rank, average
-precision, nDCG@k), the BM25 first stage of retrieval, and a set's report entry.
+"""Metrics of the evaluation: accuracy, F1 of labels (macro, multi-label micro), Spearman,
+ranking (reciprocal rank, average precision, nDCG@k), the BM25 first stage of retrieval,
+and a set's report entry.
 Inputs are plain sequences; nothing here runs the model."""
 import math
 import re
 from collections import Counter, defaultdict
-from typing import Dict, List, Sequence, Tuple
+from typing import AbstractSet, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 
 def accuracy(pred: Sequence, gold: Sequence) -> float:
     return float(np.mean([p == g for p, g in zip(pred, gold)])) if len(gold) else float("nan")
+
+
+def macro_f1(pred: Sequence, gold: Sequence, labels: Optional[Sequence] = None) -> float:
+    """Unweighted mean of the per-label F1 over `labels` (default: the labels of `gold`);
+    a label neither predicted nor gold counts 0."""
+    labels = sorted(set(gold)) if labels is None else labels
+    f1 = []
+    for label in labels:
+        tp = sum(p == g == label for p, g in zip(pred, gold))
+        wrong = sum((p == label) != (g == label) for p, g in zip(pred, gold))  # false positives + negatives
+        f1.append(2 * tp / (2 * tp + wrong) if tp + wrong else 0.0)
+    return float(np.mean(f1)) if f1 else float("nan")
+
+
+def micro_f1(pred: Sequence[AbstractSet], gold: Sequence[AbstractSet]) -> float:
+    """F1 of (row, label) pairs pooled over all rows: multi-label predictions against gold sets."""
+    tp = sum(len(p & g) for p, g in zip(pred, gold))
+    wrong = sum(len(p ^ g) for p, g in zip(pred, gold))
+    return 2 * tp / (2 * tp + wrong) if tp + wrong else float("nan")
 
 
 def rankdata(values: Sequence[float]) -> np.ndarray:

@@ -1,13 +1,17 @@
 """The rows of the evaluation sets, read from the raw folder through the corpus registry:
-SQuAD (context, question, answers), NLI (premise, hypothesis, label), topics (text, label)
+SQuAD (context, question, answers), NLI (premise, hypothesis, label), topics and the
+round-3 label sets (text, label), stance (target, text, stance), GoEmotions (text, labels)
 and multiple choice (instruction, candidates, index of the gold one)."""
 import html
 import re
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from ..corpus.registry import read_eval
+from ..corpus.readers import read_lines, read_tsv
+from ..corpus.registry import STANCE_TARGETS, eval_files, read_eval
+from ..training.datasets.labelsets import with_previous
 from ..training.datasets.tasks import WINOGRANDE_QUESTIONS
+from ..training.records import detok
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
@@ -69,3 +73,79 @@ def winogrande_rows(raw: Path) -> List[Choice]:
     # the first of the question wordings training used, fixed so that runs compare
     return [(f"{r['sentence'].strip()}\n{WINOGRANDE_QUESTIONS[0]}", [r["option1"], r["option2"]], int(r["answer"]) - 1)
             for r in read_eval(raw, "winogrande", "dev")]
+
+
+Labelled = Tuple[str, str]  # (text, its one gold label, raw as the set writes it)
+
+
+def bbc_news_rows(raw: Path) -> List[Labelled]:
+    return [(r["text"], r["category"]) for r in read_eval(raw, "bbc_news", "test")]
+
+
+def symptom2disease_rows(raw: Path) -> List[Labelled]:
+    return [(r["text"], r["label"]) for r in read_eval(raw, "symptom2disease", "all")]
+
+
+def id_names(raw: Path, name: str) -> Dict[str, str]:
+    """A TweetEval mapping.txt: label id -> label name ("0\tnone")."""
+    return dict(line.strip().split("\t") for line in read_eval(raw, name, "mapping") if line.strip())
+
+
+def stance_rows(raw: Path) -> List[Tuple[str, str, str]]:
+    """(target folder, tweet, none / against / favor) of the five targets' test files."""
+    names, files = id_names(raw, "tweeteval_stance"), eval_files(raw, "tweeteval_stance", "test")
+    return [(target, text.strip(), names[label.strip()])
+            for target, texts, labels in zip(STANCE_TARGETS, files[::2], files[1::2])
+            for text, label in zip(read_lines(texts), read_lines(labels))]
+
+
+def irony_rows(raw: Path) -> List[Labelled]:
+    names = id_names(raw, "tweeteval_irony")
+    texts, labels = (read_lines(path) for path in eval_files(raw, "tweeteval_irony", "test"))
+    return [(text.strip(), names[label.strip()]) for text, label in zip(texts, labels)]
+
+
+def goemotions_rows(raw: Path) -> List[Tuple[str, Tuple[str, ...]]]:
+    """(comment, its gold emotions): test.tsv's comma-separated indices into labels.txt."""
+    names = [line.strip() for line in read_eval(raw, "goemotions", "labels") if line.strip()]
+    return [(r[0], tuple(names[int(i)] for i in r[1].split(","))) for r in read_eval(raw, "goemotions", "test")]
+
+
+def olid_rows(raw: Path) -> List[Labelled]:
+    """Level A (NOT / OFF): the test tweets (id, tweet) with the label file's id,label lines."""
+    tweets, labels = eval_files(raw, "olid", "test_a")
+    gold = dict(line.strip().split(",") for line in read_lines(labels) if line.strip())
+    return [(tweet, gold[tweet_id]) for tweet_id, tweet in read_tsv(tweets)[1:]]
+
+
+def atis_rows(raw: Path) -> List[Labelled]:
+    """Test utterances with one intent; multi-intent rows ('atis_flight#atis_airfare') are left out."""
+    seq_in, _, labels = eval_files(raw, "atis", "test")
+    return [(text.strip(), label.strip()) for text, label in zip(read_lines(seq_in), read_lines(labels))
+            if "#" not in label]
+
+
+SWDA_OTHER = 'fo_o_fw_"_by_bc'  # SwDA's catch-all 'Other' tag: no act to name
+
+
+def swda_rows(raw: Path) -> List[Labelled]:
+    """Each test turn below the turn before it (`dialogue|speaker|utterance|tag` lines,
+    spaces collapsed); turns tagged 'Other' are left out, though they stay as context."""
+    dialogues: Dict[str, List[Tuple[str, str]]] = {}
+    for parts in (line.split("|") for line in read_eval(raw, "swda", "test")):
+        if len(parts) == 4:
+            dialogues.setdefault(parts[0], []).append((" ".join(parts[2].split()), parts[3].strip()))
+    return [(context, tag) for turns in dialogues.values()
+            for context, (_, tag) in zip(with_previous([u for u, _ in turns]), turns) if tag != SWDA_OTHER]
+
+
+def dailydialog_rows(raw: Path, column: int) -> List[Labelled]:
+    """Each test turn (detokenized) below the turn before it, with its code from the act
+    (column 1) or emotion (column 2) file; a dialogue whose codes do not match its turns is left out."""
+    files = [read_lines(path) for path in eval_files(raw, "dailydialog", "test")]
+    rows: List[Labelled] = []
+    for dialogue, codes in zip(files[0], files[column]):
+        turns = [detok(t) for t in dialogue.split("__eou__") if t.strip()]
+        if len(turns) == len(codes.split()):
+            rows += zip(with_previous(turns), codes.split())
+    return rows

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator
 
 from ..corpus import registry
-from ..corpus.readers import read_bio, read_csv, read_json, read_jsonl, read_lines, read_tsv
+from ..corpus.readers import (mention_sentence, read_bio, read_csv, read_json, read_jsonl, read_lines, read_tagged,
+                              read_tsv)
 from ..templates import TEMPLATES_DIR
 
 
@@ -96,6 +97,43 @@ def _token_sentences(path: Path) -> Iterator[str]:
     return (" ".join(r["tokens"]) for r in ([r for rs in data.values() for r in rs] if isinstance(data, dict) else data))
 
 
+def _tab_tagged(path: Path) -> Iterator[str]:
+    """Sentences of a token<TAB>tag file as the converters read it (read_tagged): the Broad
+    Twitter Corpus has tokens with a line break inside, which read_bio refuses."""
+    return (text for text, _, _ in read_tagged(path, sep="\t", tag_col=1))
+
+
+def _mention_sentences(path: Path) -> Iterator[str]:
+    """UFET: each row's sentence, built as the converter builds it."""
+    return (mention_sentence(row)[0] for row in read_jsonl(path))
+
+
+def _no_texts(path: Path) -> Iterator[str]:
+    """SGD's dev / test schemas: descriptions of label names, no texts (the dialogues they
+    belong to are not in the snapshot); they are EVAL so that no converter reads them."""
+    return iter(())
+
+
+def _field_lines(name: str, sep: str = "", index: int = 0) -> Callable[[Path], Iterator[str]]:
+    """Reader of the split's file called `name` (its other files hold labels: no texts): each
+    line, or its `index`-th field when split at `sep` (shorter lines: none)."""
+    def read(path: Path) -> Iterator[str]:
+        if path.name != name:
+            return
+        for line in read_lines(path):
+            fields = line.split(sep) if sep else [line]
+            if len(fields) > index:
+                yield fields[index]
+    return read
+
+
+def _dialogue_turns(path: Path) -> Iterator[str]:
+    """DailyDialog: the utterances of dialogues.txt (one dialogue a line, ` __eou__ ` between turns)."""
+    if path.name == "dialogues.txt":
+        for line in read_lines(path):
+            yield from (turn for turn in line.split("__eou__") if turn.strip())
+
+
 _NLI = _json_fields("premise", "hypothesis")
 _TITLE_CONTENT = _json_fields("title", "content", join=" ")
 # EVAL set (or (set, split)) -> reader of its texts; every EVAL split of the registry needs one
@@ -109,7 +147,14 @@ TEXTS: Dict[object, Callable[[Path], Iterator[str]]] = {
     "beir_scifact": _scifact_queries, "commonsenseqa": _json_fields("question.stem"),
     "openbookqa": _columns("Question Stem"), "winogrande": _json_fields("sentence"),
     "fewrel": _token_sentences, "ade_re": _token_sentences,
+    "broad_twitter_corpus": _tab_tagged, "ufet_crowd": _mention_sentences,
+    "smart_answer_types": _json_fields("question"), "sgd_schema_guided": _no_texts,
 }
+TEXTS.update({  # round-3 label sets (training/datasets/labelsets.py) and the whole-set EVAL ones
+    "goemotions": _field_lines("test.tsv", "\t"), "olid": _columns("tweet"), "tweeteval_irony": _text_lines,
+    "swda": _field_lines("test.txt", "|", 2), "dailydialog": _dialogue_turns, "atis": _field_lines("seq.in"),
+    "bbc_news": _columns("text"), "tweeteval_stance": _text_lines, "symptom2disease": _columns("text"),
+})
 
 
 def texts_reader(name: str, split: str) -> Callable[[Path], Iterator[str]]:

@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from ..core.device import resolve_device, resolve_precision
 from ..core.encoding import IGNORE, NEGATIVE, POSITIVE
-from ..core.loss import (TrainingExample, collate, encode_example, forward_logits, forward_loss, grad_scaler,
-                         length_bucketed_batches)
+from ..core.loss import (TrainingExample, adamw, collate, encode_example, forward_logits, forward_loss, grad_scaler,
+                         length_bucketed_batches, set_dropout)
 from ..core.model import CortexModel
 from ..commands import typer_app
 from .backbone import BackboneError, backbone_path
@@ -113,8 +113,9 @@ def example_arrays(train: Sequence[TrainingExample], dev: Sequence[TrainingExamp
 
 
 def save_examples(path: Path, train: Sequence[TrainingExample], dev: Sequence[TrainingExample]) -> None:
-    """Write example_arrays to a temporary name renamed when complete."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write example_arrays to a temporary name renamed when complete (the name is the
+    process's own: two runs encoding the same corpus at once each rename a whole file)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as f:
         np.savez(f, **example_arrays(train, dev))
     os.replace(tmp, path)
@@ -250,6 +251,7 @@ def train(
     max_minutes: float = typer.Option(0, help="Time budget: the schedule decays by whichever of steps or time runs out first (0 = steps only)"),
     resume: bool = typer.Option(False, help="Continue from OUTPUT/checkpoint"),
     threads: int = typer.Option(0, help="torch threads (0 = torch default)"),
+    dropout: float = typer.Option(0.0, min=0.0, max=0.99, help="Dropout of every layer and of attention while training (0: off, and SDPA's fused attention kernel; core.loss.set_dropout)"),
     rank_weight: float = typer.Option(0.0, min=0.0, help="Weight of the listwise term over each group's [CLS] log-odds (module docstring; 0 = off)"),
     cache_dir: Optional[Path] = typer.Option(None, help="Where the tokenized corpus is cached (default OUTPUT/cache)"),
 ):
@@ -271,6 +273,7 @@ def train(
             except BackboneError as err:
                 raise typer.BadParameter(str(err), param_hint="--base") from None
         model = CortexModel.from_base(base, precision=precision, device=device)
+    set_dropout(model.hf_model, dropout)
     train_set, dev_set = training_examples(corpus, mix, model.tokenizer, cache_dir or output / "cache",
                                            max_length, dev_per_task, seed)
     counts: Dict[str, int] = {}
@@ -285,7 +288,7 @@ def train(
         {"params": [p for n, p in model.hf_model.named_parameters() if n.endswith(no_decay)],
          "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(params, lr=lr)
+    optimizer = adamw(params, lr)
     budget_s = max_minutes * 60
     step, started = 0, time.time()
     if resume:

@@ -31,7 +31,15 @@ def test_index_eval_sets_are_eval():
                 ("dbpedia14_subset", "test"), ("dbpedia14_subset", "test_sample"),
                 ("yahoo_answers_topics_subset", "test_sample"), ("stsb", "test"), ("wikiqa", "test"),
                 ("beir_scifact", "test"), ("commonsenseqa", "dev"), ("openbookqa", "test"), ("winogrande", "dev"),
-                ("fewrel", "val_pubmed"), ("ade_re", "test")}
+                ("fewrel", "val_pubmed"), ("ade_re", "test"),
+                # round 3 (INDEX.md "Rules"): whole sets kept for zero-shot label families, and test splits
+                ("bbc_news", "val"), ("bbc_news", "test"), ("symptom2disease", "all"),
+                ("tweeteval_stance", "train"), ("tweeteval_stance", "val"), ("tweeteval_stance", "test"),
+                ("goemotions", "test"), ("olid", "test_a"), ("olid", "test_b"), ("olid", "test_c"),
+                ("tweeteval_irony", "test"), ("swda", "test"), ("dailydialog", "test"), ("atis", "test"),
+                ("broad_twitter_corpus", "test"), ("ufet_crowd", "test"), ("smart_answer_types", "dbpedia_test"),
+                ("smart_answer_types", "wikidata_test_gold"), ("sgd_schema_guided", "schema_dev"),
+                ("sgd_schema_guided", "schema_test")}
     expected |= {("crossner", f"{d}_test") for d in REG.CROSSNER_DOMAINS}
     assert set(REG.eval_splits()) == expected
     assert ("dbpedia14_subset", "dev") not in expected  # dev.tsv may be trained on (INDEX.md)

@@ -33,6 +33,11 @@ def types():
 
 
 @pytest.fixture(scope="module")
+def siblings():
+    return N.load_siblings()
+
+
+@pytest.fixture(scope="module")
 def outputs(templates):
     return {name: run_converter(name, templates) for name in NAMES}
 
@@ -65,6 +70,21 @@ def gold_sentences(name):
 
 def sentence_key(name, text):
     return text.replace(" ", "") if name == "anem" else text  # AnEM keeps the document's spacing
+
+
+def with_broad(want, broad):
+    """Gold mentions per type, a broad type present with types it covers taking in their mentions."""
+    out = dict(want)
+    for b, entry in broad.items():
+        inside = [c for c in entry["covers"] if c in want]
+        if b in want and inside:
+            out[b] = sorted(x for t in [b] + inside for x in want[t])
+    return out
+
+
+def blocked(present, broad):
+    """Broad types absent from a passage in which a type they cover is present: never negatives there."""
+    return {b for b, entry in broad.items() if b not in present and set(entry["covers"]) & set(present)}
 
 
 def label_of(prompt, ner_templates):
@@ -120,7 +140,7 @@ def test_ner_records_are_extraction_examples(outputs):
 
 
 @pytest.mark.parametrize("name", BIO)
-def test_spans_slice_to_gold_entities(name, outputs):
+def test_spans_slice_to_gold_entities(name, outputs, siblings):
     gold = {}
     for tokens, ents in gold_sentences(name):
         gold[sentence_key(name, " ".join(tokens))] = ents
@@ -131,8 +151,10 @@ def test_spans_slice_to_gold_entities(name, outputs):
     for context, recs in by_context.items():
         ents = gold[sentence_key(name, context)]
         want = {t: sorted(sentence_key(name, " ".join(e)) for e in lst) for t, lst in ents.items()}
+        want = with_broad(want, siblings.get(name, {}).get("broad", {}))
         positives = [r for r in recs if r["spans"]]
         # one positive example per type present, whose spans are exactly that type's mentions
+        # (a broad type's also those of the types it covers)
         got = sorted(sorted(sentence_key(name, context[s:e]) for s, e in r["spans"]) for r in positives)
         if name == "stackoverflow_ner":  # zero-width characters trimmed off entity edges; empty entities dropped
             edge = N.INVISIBLE + " "
@@ -142,14 +164,17 @@ def test_spans_slice_to_gold_entities(name, outputs):
 
 
 @pytest.mark.parametrize("name", BIO)
-def test_negatives_about_half(name, outputs, types):
+def test_negatives_about_half(name, outputs, types, siblings):
     n_types = len(types[name])
+    broad = siblings.get(name, {}).get("broad", {})
+    present = {sentence_key(name, " ".join(tokens)): set(ents) for tokens, ents in gold_sentences(name)}
     by_context = defaultdict(lambda: [0, 0])
     for r in outputs[name]:
         by_context[r["context"]][r["cls"] == "negative"] += 1
     for context, (pos, neg) in by_context.items():
         if pos:
-            assert neg == min(pos, n_types - pos), (name, context)
+            n_absent = n_types - pos - len(blocked(present[sentence_key(name, context)], broad))
+            assert neg == min(pos, n_absent), (name, context)
         else:
             assert neg == 1  # a passage without entities: at most one (negative) example
     total_neg = sum(neg for _, neg in by_context.values())
@@ -166,9 +191,10 @@ def test_negative_debt_paid_by_empty_passages(templates, types):
     assert [r["cls"] for r in recs].count("positive") == 3
 
 
-def test_natural_names_and_some_raw_names(outputs, templates, types):
+def test_natural_names_and_some_raw_names(outputs, templates, types, siblings):
     for name in BIO:
         allowed = {n for names in types[name].values() for n in names} | {N.raw_words(t) for t in types[name]}
+        allowed |= {n for entry in siblings.get(name, {}).get("broad", {}).values() for n in entry["names"]}
         for r in outputs[name]:
             assert label_of(r["prompt"], templates["ner"]) in allowed, (name, r["prompt"])
     # on many passages: raw names about 1 in 5, natural names otherwise
@@ -257,7 +283,7 @@ def test_only_training_files_opened(templates, monkeypatch):
         run_converter(name, templates)
         fixture_files = {str(Path(p).resolve().relative_to(FIX)) for p in opened if str(FIX) in str(Path(p).resolve())}
         assert fixture_files == set(train_paths(name)), name
-        assert all(p == str(N.TYPES_PATH) or str(FIX) in p for p in opened), opened
+        assert all(p in (str(N.TYPES_PATH), str(N.SIBLINGS_PATH)) or str(FIX) in p for p in opened), opened
     poisoned = {str(p) for p in FIX.rglob("*") if p.is_file() and p.read_text(errors="ignore").startswith("EVAL FILE")}
     assert {str(FIX / f) for f in ["jnlpba/test.tsv", "fewnerd_inter_subset/inter_test.txt"]} <= poisoned
 

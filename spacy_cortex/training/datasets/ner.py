@@ -1,5 +1,6 @@
 """NER converters: CoNLL-2003 and WNUT-17 (one example per entity type of the set per
-sentence, absent types included), and the newer sets: one example per (entity type, passage).
+context, absent types included, with the sets' own type names from training_prompts.json
+"ner_labels"), and the newer sets: one example per (entity type, passage).
 
 A passage gives one example per entity type present in it (spans: that type's mentions) and as
 many types of the set's inventory that are absent from it (empty spans: a negative), sampled with
@@ -10,8 +11,24 @@ negative with probability `_empty_passage_rate`, so the model also sees passages
 
 Entity types are asked with words a user would type (templates/ner_types.json: {set: {raw type:
 [name, paraphrase, ...]}}), put into training_prompts.json's "ner" templates; `_raw_rate` of the
-examples use the raw type as written instead (lowercased, _ and - as spaces). Pile-NER also uses its
-GPT-written type definitions (`_definition_templates`) and keeps its own negatives.
+examples use the raw type as written instead (lowercased, _ and - as spaces), except the types of
+`_mention_types`: they mark every mention, pronouns and common nouns included (GUM "person": "you",
+"the only candidate"; WLP "Location": "the tube"), so their raw words would teach the named-entity
+prompts of CoNLL-2003 and the evaluation ("person", "location") to mark generic mentions; their
+names say "mention" instead. Pile-NER also uses its GPT-written type definitions
+(`_definition_templates`) and keeps its own negatives.
+
+Sibling types (templates/ner_siblings.json): sets with fine types annotate a politician as a
+politician only, so "writer" over a sentence whose only person is a politician has no span. With
+probability `_rate` per type present in a passage, one of its absent siblings is among the
+passage's negatives (the rest sampled from all absent types, as many as before), so that fine
+types are told apart and not every person is marked a writer and a politician. A set's catch-all
+type whose names also fit the types it covers (MultiCoNER "OtherPER" asked as "person") is never
+a negative where a type it covers is present, and where both are present it is asked with its
+broad names over all their mentions.
+
+CoNLL-2003 contexts are single sentences or, for a share of them, 2-5 consecutive sentences of
+one document joined by spaces (ner_context.py says how and why only CoNLL-2003).
 
 Contexts are tokens joined by single spaces (corpus.readers.read_tagged), except where the data has
 the raw text (Pile-NER passages; AnEM gives character offsets, so its sentences keep their spacing).
@@ -29,8 +46,10 @@ from ...corpus.readers import Sentence, Spans, read_json, read_jsonl, read_tagge
 from ...corpus.registry import train_file, train_files
 from ...templates import TEMPLATES_DIR
 from ..records import STATS, converters, fill, record
+from .ner_context import conll_runs, joined_contexts
 
 TYPES_PATH = TEMPLATES_DIR / "ner_types.json"
+SIBLINGS_PATH = TEMPLATES_DIR / "ner_siblings.json"
 MIN_TOKENS = 3
 
 # The raw set and the splits each converter reads (files: corpus/registry.py).
@@ -79,24 +98,59 @@ def load_types(path: Path = TYPES_PATH) -> dict:
     return read_json(path)
 
 
+def load_siblings(path: Path = SIBLINGS_PATH) -> dict:
+    return read_json(path)
+
+
+def sibling_map(entry: dict) -> Dict[str, List[str]]:
+    """{type: its siblings, sorted}: the other members of the groups it is in (ner_siblings.json)."""
+    out: Dict[str, set] = {}
+    for group in entry.get("groups", []):
+        for t in group:
+            out.setdefault(t, set()).update(x for x in group if x != t)
+    return {t: sorted(sibs) for t, sibs in out.items()}
+
+
 def raw_words(raw: str) -> str:
     """A raw type as written, lowercased, '_' and '-' as spaces: 'person_artist/author' -> 'person artist/author'."""
     return " ".join(re.sub(r"[_-]+", " ", raw).lower().split())
 
 
 def type_prompt(rng: random.Random, templates: dict, types: dict, raw: str, names: List[str],
-                definition: Optional[str] = None, guidelines: Optional[str] = None) -> str:
-    label = raw_words(raw) if rng.random() < types["_raw_rate"] else rng.choice(names)
+                definition: Optional[str] = None, guidelines: Optional[str] = None, allow_raw: bool = True) -> str:
+    """A prompt asking for one type: one of its names or (`_raw_rate`, where allowed) its raw words."""
+    label = raw_words(raw) if allow_raw and rng.random() < types["_raw_rate"] else rng.choice(names)
     if definition and rng.random() < types["_definition_rate"]:
         tpl = [t for t in types["_definition_templates"] if guidelines or "{guidelines}" not in t]
         return fill(rng, tpl, label=label, definition=definition, guidelines=guidelines)
     return fill(rng, templates["ner"], label=label)
 
 
+def pick_negatives(rng: random.Random, present: List[str], absent: List[str], n: int,
+                   siblings: Dict[str, List[str]], rate: float) -> List[str]:
+    """n absent types: for each present type, with probability `rate`, one of its absent
+    siblings; the rest sampled from all absent types."""
+    picked: List[str] = []
+    for t in present:
+        options = [s for s in siblings.get(t, ()) if s in absent and s not in picked]
+        if options and len(picked) < n and rng.random() < rate:
+            picked.append(rng.choice(options))
+    return picked + rng.sample([t for t in absent if t not in picked], n - len(picked))
+
+
+def covered(broad: dict, t: str, spans: Spans) -> List[str]:
+    """The types present in `spans` that the broad (catch-all) type t covers; none if t is not broad."""
+    return [c for c in broad.get(t, {}).get("covers", ()) if c in spans]
+
+
 def type_examples(task: str, passages: Iterable[Tuple[str, Spans]], templates: dict, rng: random.Random,
-                  types: Optional[dict] = None) -> Iterator[dict]:
-    """Present types + as many sampled absent types per passage (see the module docstring)."""
+                  types: Optional[dict] = None, siblings: Optional[dict] = None) -> Iterator[dict]:
+    """Present types + as many absent types per passage, siblings of the present ones first
+    (see the module docstring)."""
     types = types or load_types()
+    table = siblings if siblings is not None else load_siblings()
+    entry = table.get(task, {})
+    sibs, broad, rate = sibling_map(entry), entry.get("broad", {}), table.get("_rate", 0.0)
     names = types[task]
     inventory = list(names)
     debt = 0
@@ -105,7 +159,7 @@ def type_examples(task: str, passages: Iterable[Tuple[str, Spans]], templates: d
         if unknown:
             raise ValueError(f"{task}: entity types {unknown} have no names in {TYPES_PATH.name}")
         present = [t for t in inventory if t in spans]
-        absent = [t for t in inventory if t not in spans]
+        absent = [t for t in inventory if t not in spans and not covered(broad, t, spans)]
         n_neg = min(len(present), len(absent))
         debt += len(present) - n_neg
         if not present and absent:
@@ -113,8 +167,22 @@ def type_examples(task: str, passages: Iterable[Tuple[str, Spans]], templates: d
                 n_neg, debt = 1, debt - 1
             elif rng.random() < types["_empty_passage_rate"]:
                 n_neg = 1
-        for t in present + rng.sample(absent, n_neg):
-            yield record(task, type_prompt(rng, templates, types, t, names[t]), text, spans=spans.get(t, []))
+        for t in present + pick_negatives(rng, present, absent, n_neg, sibs, rate):
+            yield type_record(task, rng, templates, types, t, text, spans, broad)
+
+
+def type_record(task: str, rng: random.Random, templates: dict, types: dict, t: str, text: str, spans: Spans,
+                broad: dict) -> dict:
+    """The example asking for type t: its mentions; a broad type present with types it covers
+    is asked by its broad names for all their mentions."""
+    inside = covered(broad, t, spans) if t in spans else []
+    if inside:
+        merged = sorted(span for kind in [t] + inside for span in spans[kind])
+        return record(task, type_prompt(rng, templates, types, t, broad[t]["names"], allow_raw=False), text,
+                      spans=merged)
+    allow_raw = t not in types.get("_mention_types", {}).get(task, ())
+    return record(task, type_prompt(rng, templates, types, t, types[task][t], allow_raw=allow_raw), text,
+                  spans=spans.get(t, []))
 
 
 # ---------------------------------------------------------------- readers
@@ -177,25 +245,35 @@ def _norm(text: str) -> str:
 
 
 # ---------------------------------------------------------------- converters
-def ner_examples(task, path, label_set, templates, rng) -> Iterator[dict]:
-    """One example per entity type per sentence, absent types included (empty spans -> negative)."""
+def ner_examples(task: str, contexts: Iterable[Tuple[str, Spans]], label_set: str, templates: dict,
+                 rng: random.Random) -> Iterator[dict]:
+    """One example per entity type of the set per context, absent types included (empty spans ->
+    negative), each type asked by one of the set's own names (training_prompts.json "ner_labels")."""
     names = templates["ner_labels"][label_set]
-    for text, spans, _ in read_tagged(path, sep="\t", tag_col=1):
+    for text, spans in contexts:
         for kind, descs in names.items():
             prompt = fill(rng, templates["ner"], label=rng.choice(descs))
             yield record(task, prompt, text, spans=spans.get(kind, []))
 
 
+def _tab_sentences(path: Path) -> List[Sentence]:
+    return list(read_tagged(path, sep="\t", tag_col=1))
+
+
 @converters.register("conll")
 def convert_conll(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    """All four CoNLL types in every context; a share of the contexts are joined sentences."""
     for path in _files(raw_dir, "conll"):
-        yield from ner_examples("conll", path, "conll", templates, rng)
+        contexts = joined_contexts(conll_runs(_tab_sentences(path), MIN_TOKENS), rng)
+        yield from ner_examples("conll", contexts, "conll", templates, rng)
 
 
 @converters.register("wnut")
 def convert_wnut(raw_dir: Path, templates: dict, rng: random.Random) -> Iterator[dict]:
+    """Single tweets: not joined (ner_context.py)."""
     for path in _files(raw_dir, "wnut"):
-        yield from ner_examples("wnut", path, "wnut", templates, rng)
+        yield from ner_examples("wnut", ((text, spans) for text, spans, _ in _tab_sentences(path)), "wnut",
+                                templates, rng)
 
 
 @converters.register("fewnerd")

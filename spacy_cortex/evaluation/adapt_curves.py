@@ -1,0 +1,211 @@
+"""Learning curves of `adapt ner`: test F1 after adapting on 10, 50 or all sentences of a
+domain, the time it took, and what the model forgot (CoNLL-2003 and SST-2 before and after).
+
+    python -m spacy_cortex.evaluation.adapt_curves RAW_DIR OUTPUT_DIR [--sets crossner_ai,crossner_music]
+        [--sizes 10,50,all] [--seeds 0,1,2] [--minutes 5] [--lrs 3e-5] [--replay-shares 0,0.3]
+
+RAW_DIR is the raw public sets (corpus/raw, INDEX.md). Protocol, per set, size, seed and
+setting (learning rate x replay share):
+- CrossNER domains: the sentences are a seeded sample of the domain's train split (nested:
+  the 10 are the first of the 50); the test split (EVAL) is only scored. MIT restaurant and
+  movie have no curve: their only split here is EVAL, which is never trained on (INDEX.md).
+- `adapt ner` runs as a user runs it: a JSONL span file of the sentences (labels given by
+  their names, as the zero-shot evaluation gives them), no --dev (20% held out, seeded),
+  the time budget --minutes.
+- Test F1 (exact span and type, spaCy's Scorer) of model-best and of model-last on
+  --test-limit test sentences (a seeded subset, the same for every run), next to the base
+  model's zero-shot F1 (size 0); forgetting: CoNLL-2003 test entity F1 and SST-2 dev accuracy
+  of model-best minus the base model's, via evaluation.evaluate at --forgetting-scale.
+Writes OUTPUT_DIR/adapt_curves.json (every run) and adapt_curves.md (means over seeds); the
+adapted models are deleted after scoring unless --keep-models.
+"""
+import json
+import random
+import shutil
+import statistics
+from itertools import product
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import typer
+from spacy.scorer import Scorer
+from spacy.training import Example
+
+from ..batch.pipelines import parse_labels
+from ..commands import typer_app
+from ..core.checkpoints import DEFAULT_CHECKPOINT
+from ..corpus.readers import read_bio
+from ..corpus.registry import CROSSNER_DOMAINS, eval_file, train_file
+from ..training.fewshot import DEFAULT_LR, DEFAULT_REPLAY_SHARE, AdaptSettings, adapt
+from .evaluate import evaluate
+from .evaluator import Evaluator, eval_labels, ner_label_names, rename_tag, subset
+
+Sentence = Tuple[List[str], List[str]]  # words, IOB2 tags
+# set -> (raw set, train split, test split, eval_labels scheme)
+CURVE_SETS = {f"crossner_{d}": ("crossner", f"{d}_train", f"{d}_test", "crossner") for d in CROSSNER_DOMAINS}
+FORGETTING_SETS = {"conll2003": "ents_f", "sst2": "accuracy"}
+app = typer_app(__doc__.split("\n\n")[0])
+
+
+def read_split(raw: Path, name: str, split: str, scheme: str, training: bool) -> List[Sentence]:
+    """The sentences of a split, tags renamed as the zero-shot evaluation renames them;
+    a training split through the registry's train_file (which refuses EVAL splits)."""
+    path = train_file(raw, name, split) if training else eval_file(raw, name, split)
+    return read_bio(path, eval_labels()["ner"][scheme].get("tags"))
+
+
+def curve_data(raw: Path, set_name: str) -> Tuple[List[Sentence], List[Sentence], Dict[str, str]]:
+    """(training pool, test sentences, {tag label: name}) of a curve set."""
+    name, train_split, test_split, scheme = CURVE_SETS[set_name]
+    test = read_split(raw, name, test_split, scheme, training=False)
+    pool = read_split(raw, name, train_split, scheme, training=True)
+    labels = {t[2:] for _, tags in pool + test for t in tags if t != "O"}
+    return pool, test, ner_label_names(scheme, labels)
+
+
+def sample(pool: Sequence[Sentence], size: str, seed: int) -> List[Sentence]:
+    """`size` sentences ("all": the pool) of a seeded shuffle: nested across sizes."""
+    order = list(pool)
+    random.Random(seed).shuffle(order)
+    return order if size == "all" else order[:int(size)]
+
+
+def span_line(words: List[str], tags: List[str], names: Dict[str, str]) -> dict:
+    """A sentence as a JSONL span record ({text, spans}), words joined by single spaces and
+    labels given by their names."""
+    starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+    spans = []
+    for i, tag in enumerate(tags):  # IOB2 (read_bio): an I- tag continues the span before it
+        if tag.startswith("B-"):
+            spans.append({"start": starts[i], "end": starts[i] + len(words[i]), "label": names[tag[2:]]})
+        elif tag.startswith("I-"):
+            spans[-1]["end"] = starts[i] + len(words[i])
+    return {"text": " ".join(words), "spans": spans}
+
+
+def test_scores(raw: Path, checkpoint: str, rows: Sequence[Sentence], names: Dict[str, str],
+                precision: str) -> Dict[str, float]:
+    """Entity P/R/F of cortex_ner (labels by name, default settings) on the rows, as
+    evaluation.sets_spans.eval_ner scores them."""
+    ev = Evaluator(raw, checkpoint, precision)
+    config = {"labels": sorted(set(names.values()))}
+    preds = ev.run_component("cortex_ner", config, [ev.words_doc(words) for words, _ in rows])
+    examples = [Example(p, ev.words_doc(w, [rename_tag(t, names) for t in tags])) for p, (w, tags) in zip(preds, rows)]
+    scores = Scorer.score_spans(examples, "ents")
+    return {k: round(scores[f"ents_{k}"] or 0.0, 4) for k in ("f", "p", "r")}
+
+
+def forgetting_scores(raw: Path, checkpoint: str, scale: float, precision: str) -> Dict[str, float]:
+    """CoNLL-2003 test entity F1 and SST-2 dev accuracy (evaluation.evaluate at `scale`)."""
+    report = evaluate(raw, checkpoint, list(FORGETTING_SETS), scale, precision)
+    return {name: round(report["sets"][name]["metrics"][key], 4) for name, key in FORGETTING_SETS.items()}
+
+
+def run_one(raw: Path, out: Path, set_name: str, size: str, seed: int, lr: float, share: float,
+            options: dict) -> dict:
+    """Adapt on one sample and score it: one row of the curve."""
+    pool, test, names = options["data"][set_name]
+    folder = out / "runs" / f"{set_name}-{size}-seed{seed}-lr{lr:g}-replay{share:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    train = folder / "train.jsonl"
+    train.write_text("".join(json.dumps(span_line(w, t, names), ensure_ascii=False) + "\n"
+                             for w, t in sample(pool, size, seed)), encoding="utf-8")
+    labels = parse_labels(sorted(set(names.values())), "--label", "ner")  # prompts as `--label NAME` gives them
+    settings = AdaptSettings("ner", labels, minutes=options["minutes"], model=options["model"], lr=lr,
+                             replay_share=share, seed=seed)
+    metrics = adapt(settings, train, None, folder / "adapted")
+    best, last = folder / "adapted" / "model-best" / "cortex", folder / "adapted" / "model-last" / "cortex"
+    row = {"set": set_name, "size": size, "sentences": metrics["data"]["train"]["docs"] + metrics["data"]["dev"]["docs"],
+           "seed": seed, "lr": lr, "replay_share": share, "steps": metrics["steps"],
+           "train_seconds": metrics["train_seconds"], "seconds": metrics["seconds"],
+           "dev_f_best": (metrics["best"]["scores"] or {}).get("ents_f"),
+           "test_best": test_scores(raw, str(best), test, names, options["precision"]),
+           "test_last": test_scores(raw, str(last), test, names, options["precision"]),
+           "forgetting": forgetting_scores(raw, str(best), options["forgetting_scale"], options["precision"])}
+    if not options["keep_models"]:
+        for model in (best.parent, last.parent):
+            shutil.rmtree(model)
+    return row
+
+
+def summary_rows(runs: Sequence[dict], zero_shot: Dict[str, dict], base: Dict[str, float]) -> List[dict]:
+    """Means (and the standard deviation of test F1) over seeds per set, size and setting;
+    forgetting as the change from the base model."""
+    groups: Dict[tuple, List[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["set"], r["size"], r["lr"], r["replay_share"]), []).append(r)
+    rows = [{"set": s, "size": "0 (zero-shot)", "lr": None, "replay_share": None, "seeds": 1,
+             "test_f_best": zero_shot[s]["f"], "test_f_sd": 0.0, "test_f_last": zero_shot[s]["f"],
+             "train_seconds": 0.0, **{f"delta_{k}": 0.0 for k in FORGETTING_SETS}} for s in zero_shot]
+    for (s, size, lr, share), group in groups.items():
+        best = [r["test_best"]["f"] for r in group]
+        rows.append({"set": s, "size": size, "lr": lr, "replay_share": share, "seeds": len(group),
+                     "test_f_best": statistics.mean(best), "test_f_sd": statistics.pstdev(best),
+                     "test_f_last": statistics.mean(r["test_last"]["f"] for r in group),
+                     "train_seconds": statistics.mean(r["train_seconds"] for r in group),
+                     **{f"delta_{k}": statistics.mean(r["forgetting"][k] - base[k] for r in group)
+                        for k in FORGETTING_SETS}})
+    return rows
+
+
+def markdown(rows: Sequence[dict], base: Dict[str, float]) -> str:
+    """The summary as a Markdown table (scores x100)."""
+    lines = ["| set | sentences | lr | replay | seeds | test F1 best (sd) | test F1 last | train s | "
+             "CoNLL F1 change | SST-2 acc change |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['set']} | {r['size']} | {r['lr'] if r['lr'] is not None else '-'} | "
+                     f"{r['replay_share'] if r['replay_share'] is not None else '-'} | {r['seeds']} | "
+                     f"{100 * r['test_f_best']:.1f} ({100 * r['test_f_sd']:.1f}) | {100 * r['test_f_last']:.1f} | "
+                     f"{r['train_seconds']:.0f} | {100 * r['delta_conll2003']:+.1f} | {100 * r['delta_sst2']:+.1f} |")
+    lines.append(f"\nBase model: CoNLL-2003 F1 {100 * base['conll2003']:.1f}, SST-2 accuracy {100 * base['sst2']:.1f}.")
+    return "\n".join(lines) + "\n"
+
+
+def split_list(value: str, cast=str) -> list:
+    return [cast(v.strip()) for v in value.split(",") if v.strip()]
+
+
+@app.command()
+def main(
+    raw_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="The raw public sets (corpus/raw)"),
+    output_dir: Path = typer.Argument(..., help="Folder for adapt_curves.json, adapt_curves.md and runs/"),
+    sets: str = typer.Option("crossner_ai,crossner_music", help=f"Comma-separated: {', '.join(CURVE_SETS)}"),
+    sizes: str = typer.Option("10,50,all", help="Training sentences per run (all: the whole train split)"),
+    seeds: str = typer.Option("0,1,2", help="Seeds of the sample, the held-out split and training"),
+    minutes: float = typer.Option(5.0, help="adapt's time budget per run"),
+    lrs: str = typer.Option(f"{DEFAULT_LR:g}", help="Learning rates to compare"),
+    replay_shares: str = typer.Option(f"{DEFAULT_REPLAY_SHARE:g}", help="Replay shares to compare (0: no replay)"),
+    model: str = typer.Option(DEFAULT_CHECKPOINT, help="The checkpoint to adapt"),
+    test_limit: int = typer.Option(200, min=1, help="Test sentences scored per set (a seeded subset)"),
+    forgetting_scale: float = typer.Option(0.2, help="evaluate's --limit-scale for CoNLL-2003 and SST-2"),
+    precision: str = typer.Option("auto", help="Precision of the scoring pipelines"),
+    keep_models: bool = typer.Option(False, help="Keep each run's model-best and model-last"),
+):
+    """Learning curves of `adapt ner` (module docstring)."""
+    names = split_list(sets)
+    unknown = [n for n in names if n not in CURVE_SETS]
+    if unknown:
+        raise typer.BadParameter(f"--sets: unknown {unknown}; known: {', '.join(CURVE_SETS)}")
+    data = {}
+    for n in names:
+        pool, test, labels = curve_data(raw_dir, n)
+        data[n] = (pool, subset(test, test_limit), labels)
+    options = {"data": data, "minutes": minutes, "model": model, "precision": precision,
+               "forgetting_scale": forgetting_scale, "keep_models": keep_models}
+    zero_shot = {n: test_scores(raw_dir, model, data[n][1], data[n][2], precision) for n in names}
+    base = forgetting_scores(raw_dir, model, forgetting_scale, precision)
+    runs = [run_one(raw_dir, output_dir, n, size, seed, lr, share, options)
+            for n, size, seed, lr, share in product(names, split_list(sizes), split_list(seeds, int),
+                                                     split_list(lrs, float), split_list(replay_shares, float))]
+    rows = summary_rows(runs, zero_shot, base)
+    report = {"protocol": __doc__.split("\n\n", 2)[2].strip(), "model": model, "minutes": minutes,
+              "test_limit": test_limit, "forgetting_scale": forgetting_scale, "zero_shot": zero_shot,
+              "base_forgetting_sets": base, "runs": runs, "summary": rows}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "adapt_curves.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "adapt_curves.md").write_text(markdown(rows, base), encoding="utf-8")
+    typer.echo(markdown(rows, base))
+
+
+if __name__ == "__main__":
+    app()
