@@ -33,9 +33,9 @@ from ..corpus.registry import CROSSNER_DOMAINS
 from ..training.datasets.tasks import WINOGRANDE_QUESTIONS
 from .evaluator import SEED, Evaluator
 from .metrics import result
-from .rows import (ag_news_rows, atis_rows, bbc_news_rows, commonsenseqa_rows, dailydialog_rows, dbpedia_rows,
-                   irony_rows, nli_rows, olid_rows, openbookqa_rows, swda_rows, symptom2disease_rows, winogrande_rows,
-                   xnli_rows, yahoo_rows)
+from .rows import (ag_news_rows, atis_rows, bbc_news_rows, btc_sentences, commonsenseqa_rows, dailydialog_rows,
+                   dbpedia_rows, irony_rows, nli_rows, olid_rows, openbookqa_rows, swda_rows, symptom2disease_rows,
+                   winogrande_rows, xnli_rows, yahoo_rows)
 from .sets_scores import (choice_set, eval_anli, eval_boolq, eval_scifact, eval_sst2, eval_stsb, eval_tweeteval,
                           eval_wikiqa, nli_set, topic_set)
 from .sets_labels import eval_goemotions, eval_stance, label_set
@@ -56,7 +56,8 @@ SETS: Dict[str, Callable[[Evaluator], dict]] = {
        for d in CROSSNER_DOMAINS},
     "mit_movie": partial(eval_ner, name="mit_movie", split="test", scheme="mit_movie", default=200),
     "mit_restaurant": partial(eval_ner, name="mit_restaurant", split="test", scheme="mit_restaurant", default=200),
-    "broad_twitter_corpus": partial(eval_ner, name="broad_twitter_corpus", split="test", scheme="btc", default=500),
+    "broad_twitter_corpus": partial(eval_ner, name="broad_twitter_corpus", split="test", scheme="btc", default=500,
+                                    read=btc_sentences),
     "mnli_m": partial(nli_set, load=lambda raw: nli_rows(raw, "mnli", "dev_matched"),
                       default=1000, name="MNLI dev-matched"),
     "mnli_mm": partial(nli_set, default=1000, name="MNLI dev-mismatched 1,907-pair random sample",

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..corpus.readers import read_lines, read_tsv
+from ..corpus.readers import iob2, read_columns, read_lines, read_tsv
 from ..corpus.registry import STANCE_TARGETS, eval_files, read_eval
 from ..training.datasets.labelsets import with_previous
 from ..training.datasets.tasks import WINOGRANDE_QUESTIONS
@@ -31,6 +31,34 @@ def nli_rows(raw: Path, name: str, split: str, tag: Optional[str] = None) -> Lis
 def xnli_rows(raw: Path) -> List[Tuple[str, str, str]]:
     rows = read_eval(raw, "xnli_en", "test")[1:]
     return [(r[1], r[2], NLI_LABELS[int(r[3])]) for r in rows]
+
+
+def without_symbol_entities(words: List[str], tags: List[str]) -> List[str]:
+    """IOB2 tags with every entity of symbols only (no letter or digit) set to O."""
+    out, i = list(tags), 0
+    while i < len(tags):
+        end = i + 1
+        if tags[i].startswith("B-"):
+            while end < len(tags) and tags[end] == f"I-{tags[i][2:]}":
+                end += 1
+            if not any(c.isalnum() for word in words[i:end] for c in word):
+                out[i:end] = ["O"] * (end - i)
+        i = end
+    return out
+
+
+def btc_sentences(path: Path) -> List[Tuple[List[str], List[str]]]:
+    """(words, IOB2 tags) per tweet of the Broad Twitter Corpus token<TAB>tag file, whose
+    tokens may end in a space or be blank (read_bio refuses them): tokens stripped, blank ones
+    left out (all tagged O). BTC tags the '@' of '@ name' B-PER and the name B-PER again: as
+    training reads BTC, the name alone is the person (entities of symbols only become O)."""
+    sentences = []
+    for rows in read_columns(path, sep="\t"):
+        kept = [(row[0].strip(), row[-1].strip()) for row in rows if row[0].strip()]
+        words = [word for word, _ in kept]
+        if words:
+            sentences.append((words, without_symbol_entities(words, iob2([tag for _, tag in kept]))))
+    return sentences
 
 
 def ag_news_rows(raw: Path) -> List[Tuple[str, str]]:

@@ -2,7 +2,8 @@
 (one sentence per doc, or sentences joined into paragraphs), agreement of long texts with
 their paragraphs, and cortex_verify over en_core_web_sm's entities."""
 from collections import defaultdict
-from typing import Dict, Iterable, List, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import spacy
@@ -72,14 +73,16 @@ def joined_note(sentences: int, joined: int) -> str:
             f"(n counts these paragraphs)")
 
 
-def eval_ner(ev: Evaluator, name: str, split: str, scheme: str, default: int, joined: int = 1) -> dict:
+def eval_ner(ev: Evaluator, name: str, split: str, scheme: str, default: int, joined: int = 1,
+             read: Optional[Callable[[Path], List[Tuple[List[str], List[str]]]]] = None) -> dict:
     """Entity F1 on n sentences of a BIO split, each its own doc (joined=1: a random subset),
     or the first n sentences in file order joined `joined` at a time into one paragraph doc
-    (words and sentences separated by spaces: long texts without line breaks)."""
+    (words and sentences separated by spaces: long texts without line breaks). `read`: the
+    split's reader of (words, tags) where read_bio (with the scheme's tag names) does not fit."""
     spec = eval_labels()["ner"][scheme]
     file = eval_file(ev.raw, name, split)
     path = file.relative_to(ev.raw).as_posix()
-    sentences = read_bio(file, spec.get("tags"))
+    sentences = read(file) if read else read_bio(file, spec.get("tags"))
     labels = {t[2:] for _, tags in sentences for t in tags if t != "O"}  # all labels of the full set
     names = ner_label_names(scheme, labels)  # labels are given by name, as users would
     if joined == 1:

@@ -65,9 +65,12 @@ def test_readers_of_the_round3_sets():
         ("Sure, what do you need?\nPlease close the door.", "3"), ("I am so happy today!", "1"),
         ("I am so happy today!\nWhy?", "2")]
     assert [g for _, g in ROWS.dailydialog_rows(raw, 2)] == ["0", "0", "0", "4", "6"]
+    # BTC: the blank token left out, spaces stripped, the '@' entity before a name dropped
+    assert ROWS.btc_sentences(raw / "broad_twitter_corpus" / "btc.test")[1] == (
+        ["@", "sarah_j", "loves", "the", "BBC", ":)"], ["O", "B-PER", "O", "O", "B-ORG", "O"])
 
 
-def test_every_gold_label_has_a_name_and_no_training_template():
+def test_eval_templates_are_not_training_templates():
     """Evaluation prompts are the sets' own: no template of the training label sets or prompts."""
     labels = eval_labels()["labels"]
     training = json.loads((TEMPLATES_DIR / "label_sets.json").read_text())["templates"]
