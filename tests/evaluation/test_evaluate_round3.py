@@ -24,7 +24,7 @@ class WordsBiencoder:
     """Embeds a text as its hashed bag of lower-cased words: cosine is word overlap (a text
     sharing no word with any option picks the first)."""
 
-    def encode(self, texts, normalize_embeddings=True):
+    def embed(self, texts, layer=-1):
         out = np.zeros((len(texts), 64))
         for i, text in enumerate(texts):
             for word in text.lower().split():
