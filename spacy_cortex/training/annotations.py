@@ -126,24 +126,30 @@ def read_jsonl(path: Path, task: str, labels: Collection[str], nlp: Language, ex
     return Annotations(docs, dict(skipped))
 
 
-def jsonl_records(path: Path) -> Iterator[Tuple[int, dict]]:
-    """(line number, object) per non-blank line. Raises AnnotationError for bytes that are
-    not UTF-8, malformed JSON or a line that is not an object."""
+def numbered_lines(path: Path) -> Iterator[Tuple[int, str]]:
+    """(line number, line) of a UTF-8 file (a byte-order mark dropped). Raises
+    AnnotationError (file:line) for bytes that are not UTF-8."""
     with path.open("rb") as f:
         for number, raw in enumerate(f, 1):
             try:
-                line = raw.decode("utf-8").lstrip("\ufeff")
+                yield number, raw.decode("utf-8").lstrip("\ufeff")
             except UnicodeDecodeError as err:
                 raise AnnotationError(f"{path}:{number}: not UTF-8 (byte {err.start + 1} of the line)") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise AnnotationError(f"{path}:{number}: malformed JSON: {err}") from None
-            if not isinstance(record, dict):
-                raise AnnotationError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield number, record
+
+
+def jsonl_records(path: Path) -> Iterator[Tuple[int, dict]]:
+    """(line number, object) per non-blank line. Raises AnnotationError for bytes that are
+    not UTF-8, malformed JSON or a line that is not an object."""
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise AnnotationError(f"{path}:{number}: malformed JSON: {err}") from None
+        if not isinstance(record, dict):
+            raise AnnotationError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
 
 
 def record_spans(record: dict, where: str) -> List[CharSpan]:
@@ -274,21 +280,16 @@ def tag_sentences(path: Path) -> Iterator[List[Tuple[int, str, str]]]:
     """(line number, token, tag) rows of each sentence. Raises AnnotationError for a line
     with fewer than two columns or bytes that are not UTF-8."""
     rows: List[Tuple[int, str, str]] = []
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").lstrip("\ufeff")
-            except UnicodeDecodeError as err:
-                raise AnnotationError(f"{path}:{number}: not UTF-8 (byte {err.start + 1} of the line)") from None
-            columns = line.split()
-            if not columns or columns[0] == "-DOCSTART-":
-                if rows:
-                    yield rows
-                rows = []
-                continue
-            if len(columns) < 2:
-                raise AnnotationError(f"{path}:{number}: expected a token and its tag, got {line.strip()!r}")
-            rows.append((number, columns[0], columns[-1]))
+    for number, line in numbered_lines(path):
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            if rows:
+                yield rows
+            rows = []
+            continue
+        if len(columns) < 2:
+            raise AnnotationError(f"{path}:{number}: expected a token and its tag, got {line.strip()!r}")
+        rows.append((number, columns[0], columns[-1]))
     if rows:
         yield rows
 
