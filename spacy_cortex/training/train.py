@@ -25,6 +25,7 @@ import typer
 from tqdm import tqdm
 
 from ..core.device import resolve_device, resolve_precision
+from ..core.distill import distill_loss, segment_views
 from ..core.encoding import IGNORE, NEGATIVE, POSITIVE
 from ..core.loss import (TrainingExample, adamw, collate, encode_example, forward_logits, forward_loss, grad_scaler,
                          length_bucketed_batches, set_dropout)
@@ -227,6 +228,18 @@ def save_checkpoint(model: CortexModel, optimizer, step: int, elapsed_s: float, 
     torch.save(state, path / "trainer_state.pt")
 
 
+def load_teacher(path: Optional[Path], device: str) -> torch.nn.Module:
+    """The distillation teacher in fp32 eval mode on the training device: the encoder at
+    `path`, or all-MiniLM-L6-v2 (BadParameter naming --teacher when it is not installed)."""
+    if path is None:
+        try:
+            path = backbone_path()
+        except BackboneError as err:
+            raise typer.BadParameter(str(err), param_hint="--teacher") from None
+    teacher = CortexModel.from_base(path, precision="fp32", device=device).hf_model.eval()
+    return teacher.requires_grad_(False)
+
+
 @app.command()
 def train(
     corpus: Path = typer.Argument(..., exists=True,
@@ -254,6 +267,10 @@ def train(
     dropout: float = typer.Option(0.0, min=0.0, max=0.99, help="Dropout of every layer and of attention while training (0: off, and SDPA's fused attention kernel; core.loss.set_dropout)"),
     rank_weight: float = typer.Option(0.0, min=0.0, help="Weight of the listwise term over each group's [CLS] log-odds (module docstring; 0 = off)"),
     cache_dir: Optional[Path] = typer.Option(None, help="Where the tokenized corpus is cached (default OUTPUT/cache)"),
+    distill_weight: float = typer.Option(0.0, min=0.0, help="Weight of the embedding distillation term (core/distill.py; 0 = off)"),
+    distill_views: int = typer.Option(16, min=1, help="Texts and prompts per batch that the distillation term embeds"),
+    distill_layer: int = typer.Option(-1, help="Hidden layer of the model whose mean is distilled (-1: the last)"),
+    teacher: Optional[Path] = typer.Option(None, help="Teacher encoder folder of the distillation term (default: all-MiniLM-L6-v2)"),
 ):
     """Train a CORTEX model; writes OUTPUT/final (fp32 HF folder) and OUTPUT/log.jsonl."""
     rng = random.Random(seed)
@@ -274,6 +291,7 @@ def train(
                 raise typer.BadParameter(str(err), param_hint="--base") from None
         model = CortexModel.from_base(base, precision=precision, device=device)
     set_dropout(model.hf_model, dropout)
+    teacher_model = load_teacher(teacher, device) if distill_weight else None
     train_set, dev_set = training_examples(corpus, mix, model.tokenizer, cache_dir or output / "cache",
                                            max_length, dev_per_task, seed)
     counts: Dict[str, int] = {}
@@ -320,6 +338,9 @@ def train(
             batches = length_bucketed_batches(train_set, batch_tokens, max_batch, rng)
         batch = batches.pop()
         loss = forward_loss(model, batch, rank_weight)
+        if teacher_model is not None:
+            views = segment_views(batch, model.tokenizer, distill_views, rng)
+            loss = loss + distill_weight * distill_loss(model, teacher_model, views, distill_layer)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip the true gradients
         torch.nn.utils.clip_grad_norm_(model.hf_model.parameters(), 1.0)

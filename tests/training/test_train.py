@@ -356,3 +356,17 @@ def test_cli_end_to_end(tmp_path, tiny_checkpoint):
     assert [r["step"] for r in records] == [3, 4]
     state = torch.load(output / "checkpoint" / "trainer_state.pt", weights_only=True)
     assert state["step"] == 4 and state["elapsed_s"] > 0
+
+
+def test_trainer_with_distillation(tmp_path, tiny_checkpoint):
+    corpus, output = tmp_path / "corpus", tmp_path / "out"
+    write_corpus(corpus)
+    (tmp_path / "mix.json").write_text(json.dumps({"squad": 4, "sst2": 4}))
+    args = [str(corpus), str(output), "--mix", str(tmp_path / "mix.json"), "--base", str(tiny_checkpoint),
+            "--steps", "2", "--warmup", "1", "--eval-every", "2", "--save-every", "2", "--dev-per-task", "1",
+            "--batch-tokens", "512", "--max-batch", "4", "--max-length", "64", "--no-bf16",
+            "--distill-weight", "0.5", "--distill-views", "4", "--teacher", str(tiny_checkpoint)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    records = [json.loads(l) for l in (output / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2]
