@@ -223,8 +223,9 @@ def make_cortex(nlp: Language, name: str, model: CortexModelSpec) -> Cortex:
     at a fork (spacy_cortex.core.device.install_fork_hooks). Nothing else process-wide.
 
     A checkpoint whose config.json states its licence (the shipped one: research and
-    non-commercial use) adds {name, url (its model card), license} to nlp.meta["sources"],
-    so meta.json of a saved or packaged pipeline carries it; one that states none adds nothing.
+    non-commercial use) adds {name, url (its model card), license} to nlp.meta["sources"]
+    and, where the pipeline states no licence, "weights: <licence>" as nlp.meta["license"], so
+    meta.json of a saved or packaged pipeline carries it; one that states none adds nothing.
     """
     if not loading_saved_pipeline():  # a saved pipeline's meta.json lists it already
         add_source(nlp.meta, checkpoint_source(resolve_checkpoint(model.checkpoint)))
@@ -256,10 +257,14 @@ def card_location(card: Path) -> str:
 
 
 def add_source(meta: dict, source: Optional[dict]) -> None:
-    """Append `source` to meta["sources"] unless it is None or listed already."""
+    """Append `source` to meta["sources"] unless it is None or listed already, and make its
+    licence the pipeline's `license` where the pipeline states none (what `spacy package`
+    puts in its README and setup.py)."""
     sources = meta.setdefault("sources", [])
     if source is not None and source not in sources:
         sources.append(source)
+    if source is not None and not meta.get("license"):
+        meta["license"] = f"weights: {source['license']}"
 
 
 def shared_windows(listeners: Sequence["CortexTask"], per_task: Sequence[List[List[str]]]) -> Dict[str, int]:

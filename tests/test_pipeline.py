@@ -776,6 +776,7 @@ def test_meta_json_carries_the_licence_of_the_shipped_weights(tmp_path):
     nlp.to_disk(tmp_path / "p")
     meta = json.loads((tmp_path / "p" / "meta.json").read_text(encoding="utf8"))
     assert meta["sources"] == [SHIPPED_SOURCE]
+    assert meta["license"] == f"weights: {SHIPPED_SOURCE['license']}"  # what `spacy package` shows
     loaded = spacy.load(tmp_path / "p")  # listed once after a load and a second save
     loaded.to_disk(tmp_path / "q")
     assert json.loads((tmp_path / "q" / "meta.json").read_text(encoding="utf8"))["sources"] == [SHIPPED_SOURCE]
@@ -787,10 +788,15 @@ def test_meta_json_carries_the_licence_of_the_shipped_weights(tmp_path):
 def test_a_checkpoint_states_its_own_licence_or_nothing(tiny_checkpoint, tmp_path):
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex", config={"model": {"checkpoint": str(tiny_checkpoint)}})
-    assert nlp.meta.get("sources", []) == []  # nothing said, nothing claimed
+    assert nlp.meta.get("sources", []) == [] and not nlp.meta.get("license")  # nothing said, nothing claimed
     own = shutil.copytree(tiny_checkpoint, tmp_path / "own")
     config = json.loads((own / "config.json").read_text())
     (own / "config.json").write_text(json.dumps({**config, "cortex_source": {"name": "mine", "license": "Apache-2.0"}}))
     nlp = spacy.blank("en")
     nlp.add_pipe("cortex", config={"model": {"checkpoint": str(own)}})
     assert nlp.meta["sources"] == [{"name": "mine", "url": "", "license": "Apache-2.0"}]  # no card in the folder
+    assert nlp.meta["license"] == "weights: Apache-2.0"
+    mit = spacy.blank("en")
+    mit.meta["license"] = "MIT"  # a pipeline that states its own licence keeps it
+    mit.add_pipe("cortex", config={"model": {"checkpoint": str(own)}})
+    assert mit.meta["license"] == "MIT"

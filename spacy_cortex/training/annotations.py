@@ -111,6 +111,8 @@ def read_jsonl(path: Path, task: str, labels: Collection[str], nlp: Language, ex
         text = record.get("text")
         if not isinstance(text, str):
             raise AnnotationError(f"{where}: 'text' must be a string, got {json.dumps(text)[:40]}")
+        if not text.strip():
+            raise AnnotationError(f"{where}: the text is empty (or whitespace only): nothing to learn from")
         answer = record.get("answer", "accept")
         if answer not in ("accept", "reject", "ignore"):
             raise AnnotationError(f"{where}: 'answer' {answer!r}: Prodigy answers are accept, reject or ignore")
@@ -173,6 +175,10 @@ def record_spans(record: dict, where: str) -> List[CharSpan]:
 def record_cats(record: dict, labels: Collection[str], exclusive: bool, where: str) -> Dict[str, float]:
     """A textcat record's categories as {label: 0.0 or 1.0} (module docstring)."""
     label = record.get("label")
+    named = [k for k in ("label", "labels", "accept") if k in record]
+    if isinstance(record.get("cats"), dict) and named:
+        raise AnnotationError(f"{where}: both 'cats' and {named[0]!r} give the categories: keep one (a corrected "
+                              f"'{named[0]}' beside the 'cats' that annotate --spans predicted: delete 'cats')")
     if isinstance(record.get("cats"), dict):
         given = {k: category_value(v, k, where) for k, v in record["cats"].items()}
     elif isinstance(label, str):

@@ -351,13 +351,25 @@ def pipeline_task(nlp: Language):
     return found[0]
 
 
+def pipeline_checkpoint(model: str) -> str:
+    """`model`, or for a saved pipeline's folder (an adapted model-best: meta.json beside a
+    cortex/ checkpoint) the folder of its shared model, cortex/."""
+    folder = Path(str(model))
+    if (folder / "meta.json").is_file() and (folder / "cortex" / "config.json").is_file():
+        return str(folder / "cortex")
+    return model
+
+
 def run_command(task: str, labels: List[str], train: Path, dev: Optional[Path], output: Path, **options) -> None:
     """Options that are wrong are usage errors (exit code 2); bad data is an error naming
     file:line (exit code 1)."""
+    from ..core.model import check_checkpoint_dir  # torch: loaded when a command runs
+
     try:
         settings = AdaptSettings(task, parse_labels(labels, "--label", task), **options)
         settings.check()
-        resolve_checkpoint(settings.model)
+        settings.model = pipeline_checkpoint(settings.model)
+        check_checkpoint_dir(resolve_checkpoint(settings.model))
         if output.is_file():
             raise ValueError(f"--output {output} is a file: give a folder")
     except (ValueError, OSError) as err:

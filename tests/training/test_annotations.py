@@ -148,6 +148,8 @@ TEXTCAT_ERRORS = [
     ([{"text": "a", "label": "x", "answer": "reject"}], None),  # fine: reject of a declared label
     ([{"text": "a"}], r"c\.jsonl:1: no categories"),
     ([{"text": "a", "labels": [1]}], r"c\.jsonl:1: no categories"),
+    ([{"text": "a", "label": "x", "cats": {"x": 0.1, "billing": 0.9}}], r"c\.jsonl:1: both 'cats' and 'label'"),
+    ([{"text": "a", "label": "x"}, {"text": " \n", "label": "x"}], r"c\.jsonl:2: the text is empty"),
 ]
 
 

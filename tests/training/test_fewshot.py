@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from spacy_cortex.cli import app
 from spacy_cortex.training import budget
 from spacy_cortex.training.annotations import AnnotationError
-from spacy_cortex.training.fewshot import hold_out
+from spacy_cortex.training.fewshot import hold_out, pipeline_checkpoint
 from spacy_cortex.training.replay import ReplayError, ReplaySampler, first_records, load_replay
 
 NER_TEXTS = [
@@ -96,6 +96,7 @@ def test_adapt_textcat_with_dev_without_replay_and_packaged(tmp_path, tiny_check
     (["--minutes", "0"], 2, "--minutes 0.0"),
     (["--label", "DRUG"], 2, "label 'DRUG' is given twice"),
     (["--model", "no-such-model"], 2, "no-such-model"),
+    (["--model", "docs"], 2, "docs has no config.json"),  # a folder that is no model: a usage error
     (["--multi-label"], 2, "No such option"),
 ])
 def test_bad_options_are_usage_errors(tmp_path, tiny_checkpoint, options, code, match):
@@ -184,3 +185,11 @@ def test_cortex_update_adds_the_replay_records(tiny_checkpoint):
     doc = nlp.make_doc("the patient was given atorvastatin")
     losses = nlp.update([Example.from_dict(doc, {"entities": [(22, 34, "DRUG")]})], sgd=nlp.create_optimizer())
     assert asked == [2] and losses["cortex"] > 0  # one record per label
+
+
+def test_a_saved_pipeline_stands_for_its_shared_model(tmp_path):
+    (tmp_path / "model-best" / "cortex").mkdir(parents=True)
+    (tmp_path / "model-best" / "meta.json").write_text("{}")
+    (tmp_path / "model-best" / "cortex" / "config.json").write_text("{}")
+    assert pipeline_checkpoint(str(tmp_path / "model-best")) == str(tmp_path / "model-best" / "cortex")
+    assert pipeline_checkpoint("cortex-mini-en") == "cortex-mini-en"
