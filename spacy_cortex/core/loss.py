@@ -57,9 +57,10 @@ def span_token_labels(offsets: np.ndarray, spans: Sequence[Sequence[int]]) -> np
 
 
 def encode_example(tokenizer, record: dict, max_length: int, rng: random.Random) -> TrainingExample:
-    prompt_ids = tokenizer(record["prompt"], add_special_tokens=False)["input_ids"]
+    # verbose=False: a context past the tokenizer's max length is cropped below, not an error to warn of
+    prompt_ids = tokenizer(record["prompt"], add_special_tokens=False, verbose=False)["input_ids"]
     prompt_ids = np.asarray(prompt_ids[: max_length // 2], dtype=np.int64)
-    enc = tokenizer(record["context"], add_special_tokens=False, return_offsets_mapping=True)
+    enc = tokenizer(record["context"], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     context_ids = np.asarray(enc["input_ids"], dtype=np.int64)
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
     spans = record.get("spans")
