@@ -171,13 +171,18 @@ def label_counts(task: str, docs: Sequence[Doc]) -> Dict[str, int]:
 
 
 def data_notes(settings: AdaptSettings, split: Split) -> List[str]:
-    """Warnings about the data that do not stop training: labels without a training
-    example, dev texts also in train, records left out."""
+    """Warnings about the data that do not stop training: labels without a training or
+    a dev example, dev texts also in train, records left out."""
     notes = []
     counts = label_counts(settings.task, split.train)
     unseen = [label for label in sorted(settings.labels) if label not in counts]
     if unseen:
         notes.append(f"no training example of {', '.join(unseen)}: trained as absent everywhere")
+    dev_counts = label_counts(settings.task, split.dev)
+    undev = [label for label in sorted(settings.labels) if label not in dev_counts and label in counts]
+    if undev:
+        notes.append(f"no dev example of {', '.join(undev)}: its dev F-score is 0 whatever the model does, "
+                     "so model-best is chosen on the other labels (give --dev, or more data)")
     shared = {d.text for d in split.train} & {d.text for d in split.dev}
     if shared:
         notes.append(f"{len(shared)} dev text(s) are also training texts: the dev score flatters the model")

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from spacy_cortex.cli import app
 from spacy_cortex.training import budget
 from spacy_cortex.training.annotations import AnnotationError
-from spacy_cortex.training.fewshot import hold_out, pipeline_checkpoint
+from spacy_cortex.training.fewshot import AdaptSettings, Split, data_notes, hold_out, pipeline_checkpoint
 from spacy_cortex.training.replay import ReplayError, ReplaySampler, first_records, load_replay
 
 NER_TEXTS = [
@@ -193,3 +193,20 @@ def test_a_saved_pipeline_stands_for_its_shared_model(tmp_path):
     (tmp_path / "model-best" / "cortex" / "config.json").write_text("{}")
     assert pipeline_checkpoint(str(tmp_path / "model-best")) == str(tmp_path / "model-best" / "cortex")
     assert pipeline_checkpoint("cortex-mini-en") == "cortex-mini-en"
+
+
+def test_data_notes_name_labels_missing_from_train_or_dev():
+    nlp = spacy.blank("en")
+
+    def doc(text, **cats):
+        d = nlp.make_doc(text)
+        d.cats = cats
+        return d
+
+    train = [doc("charged twice", billing=1.0, refund=0.0), doc("money back", billing=0.0, refund=1.0)]
+    dev = [doc("give it back", billing=0.0, refund=1.0)]
+    settings = AdaptSettings("textcat", {"billing": "b?", "refund": "r?", "spam": "s?"})
+    notes = data_notes(settings, Split(train, dev, "held out", {}))
+    assert "no training example of spam: trained as absent everywhere" in notes
+    assert any(n.startswith("no dev example of billing:") for n in notes)  # spam is named once, for training
+    assert not any("no dev example of" in n and "spam" in n for n in notes)
