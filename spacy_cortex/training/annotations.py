@@ -77,8 +77,8 @@ def read_annotations(path: Path, task: str, labels: Collection[str], nlp: Langua
         takes = SUFFIXES if task == "ner" else (".spacy", ".jsonl")
         raise AnnotationError(f"{path}: {task} reads {', '.join(takes)} files, not {suffix or 'no suffix'}")
     if not found.docs:
-        left_out = f" ({sum(found.skipped.values())} left out: {found.skipped})" if found.skipped else ""
-        raise AnnotationError(f"{path}:1: no annotated records (the file is empty){left_out}")
+        why = f"every record was left out: {found.skipped}" if found.skipped else "the file is empty"
+        raise AnnotationError(f"{path}:1: no annotated records ({why})")
     return found
 
 
@@ -234,6 +234,9 @@ def ner_doc(nlp: Language, text: str, spans: Sequence[CharSpan], labels: Collect
 def checked_span(text: str, span: CharSpan, labels: Collection[str], where: str) -> CharSpan:
     """The span trimmed of whitespace at its edges, checked."""
     start, end, label = span
+    if not start < end:
+        raise AnnotationError(f"{where}: span [{start}, {end}) {label} is empty or reversed: its end must come "
+                              "after its start (offsets are characters, end exclusive)")
     if not 0 <= start < end <= len(text):
         raise AnnotationError(f"{where}: span [{start}, {end}) {label} is off the text ({len(text)} characters; "
                               "offsets are characters, end exclusive)")
@@ -249,7 +252,7 @@ def checked_span(text: str, span: CharSpan, labels: Collection[str], where: str)
 def check_label(label: str, labels: Collection[str], where: str) -> None:
     if label not in labels:
         raise AnnotationError(f"{where}: label {label!r} is not declared (declared: {', '.join(sorted(labels))}; "
-                              "add it with --label)")
+                              "adapt: add it with --label; evaluate: the pipeline has no such label)")
 
 
 def aligned_doc(nlp: Language, text: str, cuts: Sequence[int]) -> Doc:
@@ -313,7 +316,9 @@ def tag_spans(path: Path, rows: Sequence[Tuple[int, str, str]], labels: Collecti
             continue
         prefix, sep, label = tag.partition("-")
         if not sep or not label or prefix not in BEGIN | INSIDE | END | SINGLE:
-            raise AnnotationError(f"{where}: tag {tag!r}: use O or B-, I- (IOB2), E-/L-, S-/U- (BIOES) with a label")
+            raise AnnotationError(f"{where}: tag {tag!r}: use O or B-, I- (IOB2), E-/L-, S-/U- (BIOES) with a label "
+                                  "(.conll, .bio and .txt files are read as token and tag per line; plain text "
+                                  "goes through `annotate --spans` first)")
         check_label(label, labels, where)
         if prefix in INSIDE | END:
             if open_label != label:
