@@ -8,8 +8,10 @@ HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
 
 def typer_app(help: Optional[str] = None) -> typer.Typer:
-    """A typer app with `-h`, no shell-completion options, and `help` as its description."""
-    return typer.Typer(add_completion=False, help=help, context_settings=HELP_OPTIONS)
+    """A typer app with `-h`, no shell-completion options, and `help` as its description.
+    Help is click's plain text (rich_markup_mode None): rich's tables cut option names in
+    an 80-column terminal ("--extend-thresh…"); plain text wraps them."""
+    return typer.Typer(add_completion=False, help=help, context_settings=HELP_OPTIONS, rich_markup_mode=None)
 
 
 def run(main: Callable) -> None:
