@@ -38,7 +38,8 @@ from .core.encoding import NEGATIVE, NEUTRAL, POSITIVE
 from .core.model import CortexModel
 from .core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 from .templates import check_none_label, label_prompts, strip_end, task_template
-from .relation_rules import REL_EXTEND_THRESHOLD, REL_THRESHOLD, check_entities, extract_relations, parse_relations
+from .relation_rules import (REL_EXTEND_THRESHOLD, REL_NO_ANSWER_THRESHOLD, REL_THRESHOLD, check_entities,
+                             extract_relations, parse_relations)
 from .relation_rules import requests as rel_requests
 
 Texts = Union[str, Sequence[str]]
@@ -126,7 +127,8 @@ def extract(texts: Texts, prompt: str, *, threshold: float = SPAN_THRESHOLD,
 
 def relations(text: str, entities, relations, *, template: Optional[str] = None,
               threshold: float = REL_THRESHOLD, extend_threshold: Optional[float] = REL_EXTEND_THRESHOLD,
-              window: Optional[int] = None, model=None) -> List[dict]:
+              window: Optional[int] = None, no_answer_threshold: float = REL_NO_ANSWER_THRESHOLD,
+              model=None) -> List[dict]:
     """Relations between the entities of one text, as cortex_rel finds them (the rules of
     spacy_cortex.relation_rules): [{head, tail: {text, start_char, end_char, label}, label,
     score in [0, 1]}], sorted by head, tail and label.
@@ -135,12 +137,13 @@ def relations(text: str, entities, relations, *, template: Optional[str] = None,
         with `extract` and cortex_ner's template, one prompt per entity label the relations
         name as head or tail (every span kept, overlaps included).
     relations: relation labels, or {label: {head, tail, prompt, threshold, symmetric}} as
-        cortex_rel's config; template, threshold, extend_threshold and window as there.
+        cortex_rel's config; template, threshold, extend_threshold, window and
+        no_answer_threshold as there.
     Raises TypeError for a text that is not a string or entities of another shape,
     ValueError for offsets outside the text, no relations, a bad relation spec, or
     entities None with relations that name no entity labels."""
     text = _text("text", text)
-    specs = parse_relations(relations, template, threshold)
+    specs = parse_relations(relations, template, threshold, no_answer_threshold)
     check_thresholds(threshold, extend_threshold)
     check_window(window)
     model = _model(model)

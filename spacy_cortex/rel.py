@@ -11,8 +11,8 @@ from spacy.training import Example
 from .core.decoding import check_thresholds, check_window
 from .pipeline import CortexTask, Task, make_task_component
 from .registry import tasks
-from .relation_rules import (REL_EXTEND_THRESHOLD, REL_THRESHOLD, Entity, RelationSpecs, extract_relations,
-                        parse_relations, requests)
+from .relation_rules import (REL_EXTEND_THRESHOLD, REL_NO_ANSWER_THRESHOLD, REL_THRESHOLD, Entity, RelationSpecs,
+                             extract_relations, parse_relations, requests)
 
 ATTR = "relations"
 STORE = "cortex_relations"  # doc.user_data: plain values, so Doc.to_bytes and DocBin keep them
@@ -48,11 +48,12 @@ def doc_entities(doc: Doc, spans_key: Optional[str]) -> Dict[Entity, Span]:
 
 class RELTask(Task):
     def __init__(self, relations: Optional[RelationSpecs], template: Optional[str], threshold: float,
-                 extend_threshold: Optional[float], spans_key: Optional[str], window: Optional[int]):
+                 extend_threshold: Optional[float], spans_key: Optional[str], window: Optional[int],
+                 no_answer_threshold: float = REL_NO_ANSWER_THRESHOLD):
         install_extensions()
         check_thresholds(threshold, extend_threshold)
         check_window(window)
-        self.relations = parse_relations(relations, template, threshold)
+        self.relations = parse_relations(relations, template, threshold, no_answer_threshold)
         self.extend_threshold = extend_threshold
         self.spans_key = spans_key
         self.window = window
@@ -154,8 +155,9 @@ def make_rel_task(
     extend_threshold: Optional[float] = REL_EXTEND_THRESHOLD,
     spans_key: Optional[str] = None,
     window: Optional[int] = None,
+    no_answer_threshold: float = REL_NO_ANSWER_THRESHOLD,
 ) -> RELTask:
-    return RELTask(relations, template, threshold, extend_threshold, spans_key, window)
+    return RELTask(relations, template, threshold, extend_threshold, spans_key, window, no_answer_threshold)
 
 
 @Language.factory(
@@ -163,7 +165,7 @@ def make_rel_task(
     assigns=[f"doc._.{ATTR}"],
     default_config={
         "relations": None, "template": None, "threshold": REL_THRESHOLD, "extend_threshold": REL_EXTEND_THRESHOLD,
-        "spans_key": None, "window": None, "upstream": "cortex",
+        "spans_key": None, "window": None, "no_answer_threshold": REL_NO_ANSWER_THRESHOLD, "upstream": "cortex",
     },
     default_score_weights={"rel_micro_f": 1.0, "rel_micro_p": 0.0, "rel_micro_r": 0.0},
 )
@@ -176,6 +178,7 @@ def make_cortex_rel(
     extend_threshold: Optional[float],
     spans_key: Optional[str],
     window: Optional[int],
+    no_answer_threshold: float,
     upstream: str,
 ) -> CortexTask:
     """Zero-shot relations between the entities of each doc (put them there first, e.g.
@@ -199,6 +202,9 @@ def make_cortex_rel(
     window: the most text sub-tokens each prompt reads at once (default null: as many as
         the model's max_length leaves, so a head and a tail a paragraph apart are read
         together; a longer text is read in overlapping windows).
+    no_answer_threshold: in [0, 1]; a (head, relation) prompt yields tails only where the
+        model's [CLS] probability that the text answers it reaches this (QA's no-answer
+        rule; 0: off; default in spacy_cortex.relation_rules, chosen on dev sets).
     Writes doc._.relations: [{head: Span, tail: Span, label, score}] sorted by head, tail
     and label (stored as plain values in doc.user_data, so Doc.to_bytes and DocBin keep
     them); rel.llm_relations(doc) gives spacy-llm's RelationItem(dep, dest, relation).
@@ -206,5 +212,6 @@ def make_cortex_rel(
     batched over the docs of a batch, not with the other components' prompts.
     upstream: name of the cortex component (added if missing).
     """
-    build = lambda: make_rel_task(relations, template, threshold, extend_threshold, spans_key, window)
+    build = lambda: make_rel_task(relations, template, threshold, extend_threshold, spans_key, window,
+                                  no_answer_threshold)
     return make_task_component(nlp, name, upstream, build)

@@ -10,14 +10,16 @@ matches predicted spans to entities (`find_tails`): an entity is a tail when a p
 span shares at least one character with it, it is not the head (nor overlaps it) and the
 relation allows its label; its score is the mean inside-probability of its own words
 (core.decoding.span_probability), so a predicted span longer or shorter than the entity
-does not change the entity's score.
+does not change the entity's score. A head whose prompt the model judges unanswerable at
+[CLS] (answer_probability below the relation's no_answer_threshold, QA's no-answer rule)
+gets no tails, whatever its spans.
 """
 import numbers
 import string
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .core.decoding import check_thresholds, span_probability, threshold_spans
+from .core.decoding import answer_probability, check_answer_settings, check_thresholds, span_probability, threshold_spans
 from .templates import check_template, label_words, task_template
 
 Entity = Tuple[int, int, str]  # (start_char, end_char, label)
@@ -32,6 +34,9 @@ SPEC_KEYS = ("head", "tail", "prompt", "threshold", "symmetric")
 # thresholds find more tails for any relation asked. 0.7 / 0.5 is the compromise.
 REL_THRESHOLD = 0.7
 REL_EXTEND_THRESHOLD = 0.5
+# The [CLS] gate: a (head, relation) prompt yields tails only where answer_probability reaches
+# it (0: off). Chosen on the same dev sets (docs/RELATIONS.md).
+REL_NO_ANSWER_THRESHOLD = 0.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class Relation:
     tails: Optional[FrozenSet[str]] = None
     threshold: float = REL_THRESHOLD
     symmetric: bool = False
+    no_answer_threshold: float = REL_NO_ANSWER_THRESHOLD
 
     def ask(self, text: str, head: Entity) -> str:
         """The prompt about `head`: its text, whitespace collapsed (a name across a line
@@ -75,10 +81,12 @@ def _types(label: str, side: str, value) -> Optional[FrozenSet[str]]:
     return frozenset(values) or None
 
 
-def parse_relation(label: str, spec: Optional[dict], template: Optional[str], threshold: float) -> Relation:
+def parse_relation(label: str, spec: Optional[dict], template: Optional[str], threshold: float,
+                   no_answer_threshold: float = REL_NO_ANSWER_THRESHOLD) -> Relation:
     """A Relation from its config: {head, tail, prompt, threshold, symmetric}, each optional
-    (spec None: all defaults). Raises ValueError naming the relation for an unknown key, a
-    prompt without {head}, a threshold outside (0, 1) or a symmetric that is not a bool."""
+    (spec None: all defaults); no_answer_threshold for every relation. Raises ValueError
+    naming the relation for an unknown key, a prompt without {head}, a threshold outside
+    (0, 1) or a symmetric that is not a bool."""
     if not isinstance(label, str) or not label.strip():
         raise ValueError(f"Relation labels must be non-empty strings, got {label!r}")
     spec = {} if spec is None else spec
@@ -97,20 +105,22 @@ def parse_relation(label: str, spec: Optional[dict], template: Optional[str], th
     if not isinstance(symmetric, bool):
         raise ValueError(f"Relation {label!r}: symmetric must be true or false, got {symmetric!r}")
     return Relation(label, prompt, _types(label, "head", spec.get("head")), _types(label, "tail", spec.get("tail")),
-                    spec.get("threshold", threshold), symmetric)
+                    spec.get("threshold", threshold), symmetric, no_answer_threshold)
 
 
-def parse_relations(relations: RelationSpecs, template: Optional[str] = None,
-                    threshold: float = REL_THRESHOLD) -> Dict[str, Relation]:
+def parse_relations(relations: RelationSpecs, template: Optional[str] = None, threshold: float = REL_THRESHOLD,
+                    no_answer_threshold: float = REL_NO_ANSWER_THRESHOLD) -> Dict[str, Relation]:
     """{label: Relation} from a list of labels or {label: spec or None}, in sorted order
     (results never depend on the order relations were given in). Raises ValueError for no
-    relations or a bad spec (parse_relation)."""
+    relations, a bad spec (parse_relation) or a no_answer_threshold outside [0, 1]."""
+    check_answer_settings(no_answer_threshold, 1)
     if isinstance(relations, str):
         relations = [relations]
     if not relations:
         raise ValueError("No relations given: pass a list of relation labels or {label: {head, tail, prompt, ...}}")
     specs = relations if isinstance(relations, Mapping) else {label: None for label in relations}
-    return {label: parse_relation(label, specs[label], template, threshold) for label in sorted(specs, key=str)}
+    return {label: parse_relation(label, specs[label], template, threshold, no_answer_threshold)
+            for label in sorted(specs, key=str)}
 
 
 def _allows(types: Optional[FrozenSet[str]], entity: Entity) -> bool:
@@ -135,7 +145,10 @@ def requests(text: str, entities: Sequence[Entity], relations: Dict[str, Relatio
 
 def find_tails(result, head: Entity, entities: Sequence[Entity], relation: Relation,
                extend_threshold: Optional[float]) -> List[Tuple[Entity, float]]:
-    """(tail, score) for the candidate tails a predicted span overlaps (module docstring)."""
+    """(tail, score) for the candidate tails a predicted span overlaps, none where the
+    model judges the prompt unanswerable (module docstring)."""
+    if answer_probability(result) < relation.no_answer_threshold:
+        return []
     spans = [(s.start_char, s.end_char) for s in threshold_spans(result, relation.threshold, extend_threshold)]
     return [(e, span_probability(result, e[0], e[1])) for e in candidate_tails(entities, head, relation)
             if any(_overlaps(s, e) for s in spans)]

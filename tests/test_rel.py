@@ -53,6 +53,19 @@ def test_symmetric_relations_are_listed_once(positive_checkpoint):
                           ("20 mg", "related", "atorvastatin")]
 
 
+def test_no_answer_threshold_gates_the_heads_the_model_judges_unanswerable(positive_checkpoint):
+    """The positive model's [CLS] answer probability is just below 1 (softmax of a bias of
+    8): a gate of 0.999 keeps the relation, a gate of 1 drops it (component and API alike)."""
+    for gate, expected in ((0.999, [("atorvastatin", "dose of", "20 mg")]), (1.0, [])):
+        nlp = rel_nlp(positive_checkpoint, no_answer_threshold=gate)
+        assert found(nlp(with_ents(nlp))) == expected
+        out = api.relations(TEXT, [(22, 27, "DOSE"), (28, 40, "DRUG")], RELATIONS, no_answer_threshold=gate,
+                            model=api.load_model(str(positive_checkpoint)))
+        assert [(r["head"]["text"], r["label"], r["tail"]["text"]) for r in out] == expected
+    with pytest.raises(ValueError, match="no_answer_threshold"):
+        rel_nlp(positive_checkpoint, no_answer_threshold=1.5)
+
+
 def test_without_mirrors_keeps_the_higher_score_head_first():
     rels = parse_relations({"married": {"symmetric": True}, "boss of": None})
     a, b = (0, 3, "P"), (5, 8, "P")
