@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 COMMANDS = [
     "spacy_cortex.training.train", "spacy_cortex.training.convert", "spacy_cortex.training.adapt",
     "spacy_cortex.training.export", "spacy_cortex.training.pack", "spacy_cortex.training.parts",
-    "spacy_cortex.evaluation.evaluate", "spacy_cortex.evaluation.tune", "spacy_cortex.evaluation.benchmark",
+    "spacy_cortex.evaluation.evaluate", "spacy_cortex.evaluation.tune", "spacy_cortex.evaluation.tune_rel", "spacy_cortex.evaluation.benchmark",
     "spacy_cortex.evaluation.many_labels", "spacy_cortex.evaluation.device_check",
     "spacy_cortex.training.replay", "spacy_cortex.evaluation.adapt_curves",
 ]

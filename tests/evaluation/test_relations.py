@@ -48,3 +48,33 @@ def test_sets_run_end_to_end(positive_checkpoint):
     assert fewrel["metrics"]["r"] == 1.0  # the tail is marked for every relation asked
     assert fewrel["metrics"]["p"] == 1 / len(labels)
     assert set(fewrel["per_relation_f"]) == set(labels)
+
+
+def test_tune_rel_char_items_and_untrained_relations():
+    from spacy_cortex.evaluation.tune_rel import char_item, untrained_relations
+
+    text, ents, gold = char_item(["Aspirin", "caused", "severe", "rash"], [(0, 1, "drug"), (2, 4, "effect")],
+                                 [((0, 1), (2, 4), "P1")], {"P1": "causes"})
+    assert text == "Aspirin caused severe rash"
+    assert [text[s:e] for s, e, _ in ents] == ["Aspirin", "severe rash"]
+    assert gold == {((0, 7, "drug"), (15, 26, "effect"), "causes")}
+    instances = {"P2": [1, 2], "P1": [1, 2, 3]}  # sorted: P1 rows 0-5, P2 rows 6-9
+    assert untrained_relations(instances, 6) == ["P2"]
+    assert untrained_relations(instances, 7) == [] and untrained_relations(instances, 0) == ["P1", "P2"]
+
+
+def test_tune_rel_sweeps_both_sets(positive_checkpoint, tmp_path):
+    from typer.testing import CliRunner
+    from spacy_cortex.evaluation.tune_rel import app
+
+    mix = tmp_path / "mix.json"
+    mix.write_text("{}")
+    out = CliRunner().invoke(app, [str(FIX), "--model", str(positive_checkpoint), "--mix", str(mix),
+                                   "--precision", "fp32"])
+    assert out.exit_code == 0, out.output
+    assert "ADE valid" in out.output and "FewRel val_nyt, 2 untrained relations" in out.output
+    # every token inside: every gold tail found on ADE (recall 100), at every setting
+    ade = out.output.split("FewRel")[0]
+    assert ade.count("100.0") >= 24
+    mix.write_text('{"fewrel_nyt": 1000}')
+    assert CliRunner().invoke(app, [str(FIX), "--model", str(positive_checkpoint), "--mix", str(mix)]).exit_code == 2

@@ -1,0 +1,110 @@
+"""Choose cortex_rel's decoding defaults on relation data that is neither trained on nor EVAL.
+
+    python -m spacy_cortex.evaluation.tune_rel RAW_DIR --model CHECKPOINT [--rows 300]
+
+- ADE valid (fold 0; the `ade` converter's mix count reads only train-split rows): the gold
+  drug and adverse-effect entities given, "adverse effect" asked of each drug;
+- FewRel val_nyt, the relations whose converted rows lie past those the mix reads of
+  `fewrel_nyt` (its count + the dev rows; rows are in relation order, two per instance,
+  untrained_relations): each instance's head
+  and tail given, every one of those relations asked of the head, so this measures telling
+  relations apart. (Their names still occur in trained negatives: "Find the {other} of
+  {head}." with no span.)
+
+The model runs once per prompt; thresholds, extension and the [CLS] gate
+(`no_answer_threshold`) are then swept over the same results. Strict micro P/R/F of
+(head, tail, relation). The chosen values are set in relation_rules by hand, with the
+figures in docs/RELATIONS.md.
+"""
+import itertools
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence, Set, Tuple
+
+import typer
+from wasabi import msg
+
+from ..commands import typer_app
+from ..corpus.registry import read_eval
+from ..relation_rules import Entity, extract_relations, parse_relations, requests
+from ..training.datasets.relations import char_offsets, relation_names
+from .evaluator import Evaluator
+from .sets_relations import ADE_RELATIONS, ade_rows, fewrel_rows
+
+app = typer_app()
+
+THRESHOLDS = ((0.85, 0.7), (0.7, 0.5), (0.5, 0.4), (0.3, 0.2))  # (threshold, extend_threshold)
+GATES = (0.0, 0.2, 0.5, 0.7, 0.8, 0.9)  # no_answer_threshold
+Item = Tuple[str, List[Entity], Set[tuple]]  # text, entities, gold (head, tail, label)
+
+
+def char_item(words: Sequence[str], entities, relations, names: Dict[str, str]) -> Item:
+    """A row of token offsets as text joined by spaces, with character offsets; relation
+    labels renamed by `names` (FewRel's PIDs)."""
+    text, starts = char_offsets(words)
+    span = lambda s, e: (starts[s], starts[e - 1] + len(words[e - 1]))
+    labels = {(s, e): label for s, e, label in entities}
+    ents = [(*span(s, e), label) for s, e, label in entities]
+    gold = {((*span(*h), labels[h]), (*span(*t), labels[t]), names.get(label, label)) for h, t, label in relations}
+    return text, ents, gold
+
+
+def untrained_relations(instances: Dict[str, list], rows_read: int) -> List[str]:
+    """The relations (sorted, as the converter writes them) whose rows all lie past the
+    first `rows_read` rows: the converter writes two rows per instance (the relation, and
+    another relation with no span)."""
+    firsts = itertools.accumulate([0] + [2 * len(instances[pid]) for pid in sorted(instances)])
+    return [pid for pid, first in zip(sorted(instances), firsts) if first >= rows_read]
+
+
+def sweep(ev: Evaluator, items: Sequence[Item], specs: Dict[str, dict]) -> List[dict]:
+    """P/R/F in [0, 1] for each (threshold, extend_threshold, no_answer_threshold)."""
+    asked = [requests(text, ents, parse_relations(specs)) for text, ents, _ in items]
+    pairs = [(p, text) for (text, _, _), reqs in zip(items, asked) for p in dict.fromkeys(p for _, _, p in reqs)]
+    by_text: Dict[str, dict] = {}
+    for (prompt, text), result in zip(pairs, ev.model.run_texts(pairs)):
+        by_text.setdefault(text, {})[prompt] = result
+    table = []
+    for (threshold, extend), gate in itertools.product(THRESHOLDS, GATES):
+        rels = parse_relations(specs, threshold=threshold, no_answer_threshold=gate)
+        tp = n_pred = n_gold = 0
+        for text, ents, gold in items:
+            found = {(h, t, label) for h, t, label, _ in
+                     extract_relations(text, ents, rels, by_text.get(text, {}), extend)}
+            tp, n_pred, n_gold = tp + len(found & gold), n_pred + len(found), n_gold + len(gold)
+        p, r = tp / max(n_pred, 1), tp / max(n_gold, 1)
+        table.append({"threshold": threshold, "extend": extend, "gate": gate, "p": p, "r": r,
+                      "f": 2 * p * r / max(p + r, 1e-9)})
+    return table
+
+
+def show(table: List[dict], title: str) -> None:
+    msg.table([(t["threshold"], t["extend"], t["gate"], *(f"{100 * t[k]:.1f}" for k in "prf")) for t in table],
+              header=("threshold", "extend", "gate", "P", "R", "F"), divider=True, title=title)
+
+
+@app.command()
+def tune_rel(
+    raw_dir: Path = typer.Argument(..., help="the corpus/raw folder (ade_re, fewrel)"),
+    model: str = typer.Option(..., help="registered checkpoint name or Hugging Face folder"),
+    rows: int = typer.Option(300, help="seeded subset of each set"),
+    mix: Path = typer.Option(Path("configs/train_mix_v4r.json"), help="the training mix, to skip trained relations"),
+    dev_per_task: int = typer.Option(100, help="as given to spacy_cortex.training.train"),
+    precision: str = typer.Option("bf16"),
+):
+    ev = Evaluator(raw_dir, model, precision)
+    ade = [char_item(*row, {}) for row in ev.rows(ade_rows(raw_dir, "valid"), rows)]
+    show(sweep(ev, ade, ADE_RELATIONS), f"ADE valid, gold entities, {len(ade)} sentences")
+    nyt, _ = fewrel_rows(raw_dir, "val_nyt")
+    names = relation_names(raw_dir)
+    read = json.loads(mix.read_text()).get("fewrel_nyt", -dev_per_task) + dev_per_task
+    unused = untrained_relations(read_eval(raw_dir, "fewrel", "val_nyt"), read)
+    if not unused:
+        raise typer.BadParameter(f"the mix reads every fewrel_nyt row ({read}): no untrained relations", param_hint="--mix")
+    nyt = [char_item(*row, names) for row in ev.rows([r for r in nyt if r[2][0][2] in unused], rows)]
+    show(sweep(ev, nyt, {names[pid]: {"head": "head", "tail": "tail"} for pid in unused}),
+         f"FewRel val_nyt, {len(unused)} untrained relations all asked, {len(nyt)} instances")
+
+
+if __name__ == "__main__":
+    app()
