@@ -25,7 +25,7 @@ import typer
 from wasabi import msg
 
 from ..commands import typer_app
-from ..corpus.registry import read_eval
+from ..corpus.readers import read_jsonl
 from ..relation_rules import Entity, extract_relations, parse_relations, requests
 from ..training.datasets.relations import char_offsets, relation_names
 from .evaluator import Evaluator
@@ -49,12 +49,20 @@ def char_item(words: Sequence[str], entities, relations, names: Dict[str, str]) 
     return text, ents, gold
 
 
-def untrained_relations(instances: Dict[str, list], rows_read: int) -> List[str]:
-    """The relations (sorted, as the converter writes them) whose rows all lie past the
-    first `rows_read` rows: the converter writes two rows per instance (the relation, and
-    another relation with no span)."""
-    firsts = itertools.accumulate([0] + [2 * len(instances[pid]) for pid in sorted(instances)])
-    return [pid for pid, first in zip(sorted(instances), firsts) if first >= rows_read]
+def normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+def trained_texts(corpus: Path, task: str, mix: Dict[str, int], dev_per_task: int) -> Set[str]:
+    """Whitespace-normalized contexts of the rows of CORPUS/task.jsonl that training reads
+    as training rows (train.load_corpus: after the first dev_per_task, up to the mix's count)."""
+    if task not in mix:
+        return set()
+    return {normalized(r["context"]) for r in read_jsonl(corpus / f"{task}.jsonl", mix[task] + dev_per_task)[dev_per_task:]}
+
+
+def unseen(items: Sequence[Item], trained: Set[str]) -> List[Item]:
+    return [item for item in items if normalized(item[0]) not in trained]
 
 
 def sweep(ev: Evaluator, items: Sequence[Item], specs: Dict[str, dict]) -> List[dict]:
@@ -86,24 +94,25 @@ def show(table: List[dict], title: str) -> None:
 @app.command()
 def tune_rel(
     raw_dir: Path = typer.Argument(..., help="the corpus/raw folder (ade_re, fewrel)"),
+    corpus: Path = typer.Argument(..., help="the converted corpus the model trained on (ade.jsonl, fewrel_nyt.jsonl)"),
     model: str = typer.Option(..., help="registered checkpoint name or Hugging Face folder"),
-    rows: int = typer.Option(300, help="seeded subset of each set"),
-    mix: Path = typer.Option(Path("configs/train_mix_v4r.json"), help="the training mix, to skip trained relations"),
+    rows: int = typer.Option(300, help="seeded subset of each set's unseen sentences"),
+    mix: Path = typer.Option(Path("configs/train_mix_v4r.json"), help="the training mix, to skip trained sentences"),
     dev_per_task: int = typer.Option(100, help="as given to spacy_cortex.training.train"),
     precision: str = typer.Option("bf16"),
 ):
     ev = Evaluator(raw_dir, model, precision)
-    ade = [char_item(*row, {}) for row in ev.rows(ade_rows(raw_dir, "valid"), rows)]
-    show(sweep(ev, ade, ADE_RELATIONS), f"ADE valid, gold entities, {len(ade)} sentences")
-    nyt, _ = fewrel_rows(raw_dir, "val_nyt")
+    counts = json.loads(mix.read_text())
+    ade = unseen([char_item(*row, {}) for row in ade_rows(raw_dir, "valid")],
+                 trained_texts(corpus, "ade", counts, dev_per_task))
+    ade = ev.rows(ade, rows)
+    show(sweep(ev, ade, ADE_RELATIONS), f"ADE valid, gold entities, {len(ade)} untrained sentences")
     names = relation_names(raw_dir)
-    read = json.loads(mix.read_text()).get("fewrel_nyt", -dev_per_task) + dev_per_task
-    unused = untrained_relations(read_eval(raw_dir, "fewrel", "val_nyt"), read)
-    if not unused:
-        raise typer.BadParameter(f"the mix reads every fewrel_nyt row ({read}): no untrained relations", param_hint="--mix")
-    nyt = [char_item(*row, names) for row in ev.rows([r for r in nyt if r[2][0][2] in unused], rows)]
-    show(sweep(ev, nyt, {names[pid]: {"head": "head", "tail": "tail"} for pid in unused}),
-         f"FewRel val_nyt, {len(unused)} untrained relations all asked, {len(nyt)} instances")
+    nyt, pids = fewrel_rows(raw_dir, "val_nyt")
+    nyt = ev.rows(unseen([char_item(*row, names) for row in nyt], trained_texts(corpus, "fewrel_nyt", counts,
+                                                                                 dev_per_task)), rows)
+    show(sweep(ev, nyt, {names.get(pid, pid): {"head": "head", "tail": "tail"} for pid in pids}),
+         f"FewRel val_nyt, all {len(pids)} relations asked, {len(nyt)} untrained instances")
 
 
 if __name__ == "__main__":

@@ -50,17 +50,21 @@ def test_sets_run_end_to_end(positive_checkpoint):
     assert set(fewrel["per_relation_f"]) == set(labels)
 
 
-def test_tune_rel_char_items_and_untrained_relations():
-    from spacy_cortex.evaluation.tune_rel import char_item, untrained_relations
+
+def test_tune_rel_char_items_and_trained_texts(tmp_path):
+    from spacy_cortex.evaluation.tune_rel import char_item, trained_texts, unseen
 
     text, ents, gold = char_item(["Aspirin", "caused", "severe", "rash"], [(0, 1, "drug"), (2, 4, "effect")],
                                  [((0, 1), (2, 4), "P1")], {"P1": "causes"})
     assert text == "Aspirin caused severe rash"
     assert [text[s:e] for s, e, _ in ents] == ["Aspirin", "severe rash"]
     assert gold == {((0, 7, "drug"), (15, 26, "effect"), "causes")}
-    instances = {"P2": [1, 2], "P1": [1, 2, 3]}  # sorted: P1 rows 0-5, P2 rows 6-9
-    assert untrained_relations(instances, 6) == ["P2"]
-    assert untrained_relations(instances, 7) == [] and untrained_relations(instances, 0) == ["P1", "P2"]
+    rows = [{"context": c} for c in ("dev row", "Aspirin  caused severe rash", "third", "past the count")]
+    (tmp_path / "ade.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    trained = trained_texts(tmp_path, "ade", {"ade": 2}, dev_per_task=1)
+    assert trained == {"Aspirin caused severe rash", "third"}
+    assert unseen([(text, ents, gold), ("past the count", [], set())], trained) == [("past the count", [], set())]
+    assert trained_texts(tmp_path, "fewrel_nyt", {"ade": 2}, 1) == set()
 
 
 def test_tune_rel_sweeps_both_sets(positive_checkpoint, tmp_path):
@@ -69,12 +73,12 @@ def test_tune_rel_sweeps_both_sets(positive_checkpoint, tmp_path):
 
     mix = tmp_path / "mix.json"
     mix.write_text("{}")
-    out = CliRunner().invoke(app, [str(FIX), "--model", str(positive_checkpoint), "--mix", str(mix),
+    out = CliRunner().invoke(app, [str(FIX), str(tmp_path), "--model", str(positive_checkpoint), "--mix", str(mix),
                                    "--precision", "fp32"])
     assert out.exit_code == 0, out.output
-    assert "ADE valid" in out.output and "FewRel val_nyt, 2 untrained relations" in out.output
+    n_ade = len(ade_rows(FIX, "valid"))
+    assert f"ADE valid, gold entities, {n_ade} untrained sentences" in out.output
+    assert "FewRel val_nyt, all 2 relations asked" in out.output
     # every token inside: every gold tail found on ADE (recall 100), at every setting
     ade = out.output.split("FewRel")[0]
     assert ade.count("100.0") >= 24
-    mix.write_text('{"fewrel_nyt": 1000}')
-    assert CliRunner().invoke(app, [str(FIX), "--model", str(positive_checkpoint), "--mix", str(mix)]).exit_code == 2
