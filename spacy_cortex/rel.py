@@ -204,7 +204,7 @@ def make_cortex_rel(
         together; a longer text is read in overlapping windows).
     no_answer_threshold: in [0, 1]; a (head, relation) prompt yields tails only where the
         model's [CLS] probability that the text answers it reaches this (QA's no-answer
-        rule; 0: off; default in spacy_cortex.relation_rules, chosen on dev sets).
+        rule; 0: off; default 0.5, chosen on dev sets: spacy_cortex.relation_rules).
     Writes doc._.relations: [{head: Span, tail: Span, label, score}] sorted by head, tail
     and label (stored as plain values in doc.user_data, so Doc.to_bytes and DocBin keep
     them); rel.llm_relations(doc) gives spacy-llm's RelationItem(dep, dest, relation).
