@@ -1,15 +1,15 @@
 """Choose cortex_rel's decoding defaults on relation data that is neither trained on nor EVAL.
 
-    python -m spacy_cortex.evaluation.tune_rel RAW_DIR --model CHECKPOINT [--rows 300]
+    python -m spacy_cortex.evaluation.tune_rel RAW_DIR CORPUS_DIR --model CHECKPOINT [--mix MIX] [--rows 300]
 
-- ADE valid (fold 0; the `ade` converter's mix count reads only train-split rows): the gold
-  drug and adverse-effect entities given, "adverse effect" asked of each drug;
-- FewRel val_nyt, the relations whose converted rows lie past those the mix reads of
-  `fewrel_nyt` (its count + the dev rows; rows are in relation order, two per instance,
-  untrained_relations): each instance's head
-  and tail given, every one of those relations asked of the head, so this measures telling
-  relations apart. (Their names still occur in trained negatives: "Find the {other} of
-  {head}." with no span.)
+The relation converters read ADE train and valid and FewRel val_nyt, and the converted files
+are shuffled, so a mix trains on a random sample of their rows. Only the sentences that none
+of the trained rows hold are used (trained_texts: the rows after the dev rows, up to the
+mix's count, of CORPUS_DIR's files):
+- ADE valid (fold 0): the gold drug and adverse-effect entities given, "adverse effect"
+  asked of each drug;
+- FewRel val_nyt: each instance's head and tail given, all 25 relations asked of the head
+  (by name), so this measures telling relations apart.
 
 The model runs once per prompt; thresholds, extension and the [CLS] gate
 (`no_answer_threshold`) are then swept over the same results. Strict micro P/R/F of
