@@ -140,8 +140,9 @@ def relations(text: str, entities, relations, *, template: Optional[str] = None,
         cortex_rel's config; template, threshold, extend_threshold, window and
         no_answer_threshold as there.
     Raises TypeError for a text that is not a string or entities of another shape,
-    ValueError for offsets outside the text, no relations, a bad relation spec, or
-    entities None with relations that name no entity labels."""
+    ValueError for offsets outside the text, no relations, a bad relation spec, a
+    no_answer_threshold outside [0, 1], or entities None with relations that name no
+    entity labels."""
     text = _text("text", text)
     specs = parse_relations(relations, template, threshold, no_answer_threshold)
     check_thresholds(threshold, extend_threshold)

@@ -10,9 +10,9 @@ matches predicted spans to entities (`find_tails`): an entity is a tail when a p
 span shares at least one character with it, it is not the head (nor overlaps it) and the
 relation allows its label; its score is the mean inside-probability of its own words
 (core.decoding.span_probability), so a predicted span longer or shorter than the entity
-does not change the entity's score. A head whose prompt the model judges unanswerable at
-[CLS] (answer_probability below the relation's no_answer_threshold, QA's no-answer rule)
-gets no tails, whatever its spans.
+does not change the entity's score. A (head, relation) prompt the model judges
+unanswerable at [CLS] (answer_probability below the relation's no_answer_threshold, QA's
+no-answer rule) yields no tails, whatever its spans.
 """
 import numbers
 import string
@@ -39,7 +39,8 @@ REL_EXTEND_THRESHOLD = 0.5
 # it (0: off); QA's no-answer threshold. On the dev sentences no model trained on
 # (evaluation.tune_rel, docs/RELATIONS.md), at 0.7 / 0.5: ADE valid F1 unchanged up to 0.5 (89.3
 # cortex-mini-en, 97.6 the v4 candidate), lower above (87.3 / 96.7 at 0.7); FewRel val_nyt with
-# all 25 relations asked 21.8 -> 26.0 (40.6 -> 49.9) at 0.5, up to 36.0 (52.8) at 0.9.
+# all 25 relations asked 21.8 -> 26.0 (40.6 -> 49.9) at 0.5; cortex-mini-en up to 36.0 at 0.9,
+# v4 up to 59.1 at 0.8.
 REL_NO_ANSWER_THRESHOLD = NO_ANSWER_THRESHOLD
 
 

@@ -41,7 +41,7 @@ from ..batch.pipelines import parse_labels
 from ..commands import typer_app
 from ..core.checkpoints import DEFAULT_CHECKPOINT
 from ..corpus.readers import read_bio
-from ..corpus.registry import CROSSNER_DOMAINS, eval_file, read_train, train_file
+from ..corpus.registry import CROSSNER_DOMAINS, eval_file, read_eval, read_train, train_file
 from ..templates import label_words
 from ..training.fewshot import DEFAULT_LR, DEFAULT_REPLAY_SHARE, MAIN_SCORE, AdaptSettings, adapt
 from .evaluate import evaluate
@@ -70,7 +70,8 @@ def curve_data(raw: Path, set_name: str) -> Tuple[List[Sentence], List[Sentence]
     """(training pool, test rows, {tag or category: label name}) of a curve set."""
     if set_name in TEXTCAT_SETS:
         name, train_split, test_split = TEXTCAT_SETS[set_name]
-        rows = {split: [(r["text"], [label_words(r["category"])]) for r in read_train(raw, name, split)]
+        read = {train_split: read_train, test_split: read_eval}
+        rows = {split: [(r["text"], [label_words(r["category"])]) for r in read[split](raw, name, split)]
                 for split in (train_split, test_split)}
         names = {label[0]: label[0] for _, label in rows[train_split] + rows[test_split]}
         return rows[train_split], rows[test_split], names
@@ -127,7 +128,8 @@ def test_scores(raw: Path, checkpoint: str, rows: Sequence[Sentence], names: Dic
         docs = ev.run_component("cortex_textcat", {"labels": sorted(set(names.values())), "exclusive": True},
                                 [ev.nlp.make_doc(text) for text, _ in rows])
         right = sum(max(d.cats, key=d.cats.get) == label[0] for d, (_, label) in zip(docs, rows))
-        return {"score": round(right / len(rows), 4), "accuracy": round(right / len(rows), 4)}
+        accuracy = round(right / max(len(rows), 1), 4)
+        return {"score": accuracy, "accuracy": accuracy}
     config = {"labels": sorted(set(names.values()))}
     preds = ev.run_component("cortex_ner", config, [ev.words_doc(words) for words, _ in rows])
     examples = [Example(p, ev.words_doc(w, [rename_tag(t, names) for t in tags])) for p, (w, tags) in zip(preds, rows)]
@@ -176,7 +178,7 @@ def summary_rows(runs: Sequence[dict], zero_shot: Dict[str, dict], base: Dict[st
     groups: Dict[tuple, List[dict]] = {}
     for r in runs:
         groups.setdefault((r["set"], r["size"], r["lr"], r["replay_share"]), []).append(r)
-    rows = [{"set": s, "size": "0 (zero-shot)", "lr": None, "replay_share": None, "seeds": 1,
+    rows = [{"set": s, "size": "0 (zero-shot)" if task_of(s) == "ner" else "0 (before adapting)", "lr": None, "replay_share": None, "seeds": 1,
              "test_best": zero_shot[s]["score"], "test_sd": 0.0, "test_last": zero_shot[s]["score"],
              "train_seconds": 0.0, **{f"delta_{k}": 0.0 for k in FORGETTING_SETS}} for s in zero_shot]
     for (s, size, lr, share), group in groups.items():

@@ -31,7 +31,7 @@ from ..training.datasets.relations import char_offsets, relation_names
 from .evaluator import Evaluator
 from .sets_relations import ADE_RELATIONS, ade_rows, fewrel_rows
 
-app = typer_app()
+app = typer_app(__doc__.split("\n\n")[0])
 
 THRESHOLDS = ((0.85, 0.7), (0.7, 0.5), (0.5, 0.4), (0.3, 0.2))  # (threshold, extend_threshold)
 GATES = (0.0, 0.2, 0.5, 0.7, 0.8, 0.9)  # no_answer_threshold
@@ -93,11 +93,11 @@ def show(table: List[dict], title: str) -> None:
 
 @app.command()
 def tune_rel(
-    raw_dir: Path = typer.Argument(..., help="the corpus/raw folder (ade_re, fewrel)"),
-    corpus: Path = typer.Argument(..., help="the converted corpus the model trained on (ade.jsonl, fewrel_nyt.jsonl)"),
+    raw_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="the corpus/raw folder (ade_re, fewrel)"),
+    corpus: Path = typer.Argument(..., exists=True, file_okay=False, help="the converted corpus the model trained on (ade.jsonl, fewrel_nyt.jsonl)"),
     model: str = typer.Option(..., help="registered checkpoint name or Hugging Face folder"),
     rows: int = typer.Option(300, help="seeded subset of each set's unseen sentences"),
-    mix: Path = typer.Option(Path("configs/train_mix_v4r.json"), help="the training mix, to skip trained sentences"),
+    mix: Path = typer.Option(Path("configs/train_mix_v4r.json"), exists=True, dir_okay=False, help="the training mix, to skip trained sentences"),
     dev_per_task: int = typer.Option(100, help="as given to spacy_cortex.training.train"),
     precision: str = typer.Option("bf16"),
 ):

@@ -34,7 +34,7 @@ def test_summary_means_over_seeds_and_forgetting_as_change():
             for s, t in ((0.6, 10.0), (0.8, 20.0))]
     base = {"conll2003": 0.81, "sst2": 0.88}
     rows = summary_rows(runs, {"banking77": {"score": 0.5}}, base)
-    assert rows[0]["test_best"] == 0.5 and rows[0]["size"] == "0 (zero-shot)"
+    assert rows[0]["test_best"] == 0.5 and rows[0]["size"] == "0 (before adapting)"  # banking77 was trained on
     assert abs(rows[1]["test_best"] - 0.7) < 1e-9 and abs(rows[1]["test_sd"] - 0.1) < 1e-9
     assert abs(rows[1]["delta_sst2"] - 0.02) < 1e-9 and rows[1]["train_seconds"] == 15.0
     table = markdown(rows, base)
@@ -61,5 +61,5 @@ def test_a_textcat_curve_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
                                              / "train.jsonl").read_text().splitlines()]
     assert sorted(r["label"] for r in written) == ["card arrival"] * 2 + ["exchange rate"] * 2
     assert 0.0 <= run["test_best"]["accuracy"] <= 1.0 and run["test_best"]["score"] == run["test_best"]["accuracy"]
-    assert [r["size"] for r in report["summary"]] == ["0 (zero-shot)", "2"]
+    assert [r["size"] for r in report["summary"]] == ["0 (before adapting)", "2"]
     assert "| banking77 | 2 |" in out.output

@@ -67,9 +67,12 @@ def test_tune_rel_char_items_and_trained_texts(tmp_path):
     assert trained_texts(tmp_path, "fewrel_nyt", {"ade": 2}, 1) == set()
 
 
-def test_tune_rel_sweeps_both_sets(positive_checkpoint, tmp_path):
+def test_tune_rel_sweeps_both_sets(positive_checkpoint, tmp_path, monkeypatch):
     from typer.testing import CliRunner
+    from spacy_cortex.evaluation import tune_rel
     from spacy_cortex.evaluation.tune_rel import app
+
+    monkeypatch.setattr(tune_rel, "GATES", (0.0, 1.0))  # the positive model's [CLS] is just below 1
 
     mix = tmp_path / "mix.json"
     mix.write_text("{}")
@@ -79,6 +82,7 @@ def test_tune_rel_sweeps_both_sets(positive_checkpoint, tmp_path):
     n_ade = len(ade_rows(FIX, "valid"))
     assert f"ADE valid, gold entities, {n_ade} untrained sentences" in out.output
     assert "FewRel val_nyt, all 2 relations asked" in out.output
-    # every token inside: every gold tail found on ADE (recall 100), at every setting
-    ade = out.output.split("FewRel")[0]
-    assert ade.count("100.0") >= 24
+    # every token inside: every gold tail found on ADE (recall 100) at every threshold, none behind a gate of 1
+    ade = [line.split() for line in out.output.split("FewRel")[0].splitlines() if line[:1].isdigit()]
+    assert len(ade) == 8 and {row[4] for row in ade if row[2] == "0.0"} == {"100.0"}
+    assert {row[4] for row in ade if row[2] == "1.0"} == {"0.0"}
