@@ -101,6 +101,8 @@ def tune_rel(
     dev_per_task: int = typer.Option(100, help="as given to spacy_cortex.training.train"),
     precision: str = typer.Option("bf16"),
 ):
+    """Sweep cortex_rel's thresholds and [CLS] gate on ADE valid and FewRel val_nyt
+    sentences the mix did not train on; prints P/R/F tables."""
     ev = Evaluator(raw_dir, model, precision)
     counts = json.loads(mix.read_text())
     ade = unseen([char_item(*row, {}) for row in ade_rows(raw_dir, "valid")],
