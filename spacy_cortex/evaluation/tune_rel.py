@@ -25,7 +25,7 @@ import typer
 from wasabi import msg
 
 from ..commands import typer_app
-from ..corpus.readers import read_jsonl
+from ..training.train import load_corpus
 from ..relation_rules import Entity, extract_relations, parse_relations, requests
 from ..training.datasets.relations import char_offsets, relation_names
 from .evaluator import Evaluator
@@ -58,7 +58,8 @@ def trained_texts(corpus: Path, task: str, mix: Dict[str, int], dev_per_task: in
     as training rows (train.load_corpus: after the first dev_per_task, up to the mix's count)."""
     if task not in mix:
         return set()
-    return {normalized(r["context"]) for r in read_jsonl(corpus / f"{task}.jsonl", mix[task] + dev_per_task)[dev_per_task:]}
+    trained, _ = load_corpus(corpus, {task: mix[task]}, dev_per_task)
+    return {normalized(r["context"]) for r in trained}
 
 
 def unseen(items: Sequence[Item], trained: Set[str]) -> List[Item]:
