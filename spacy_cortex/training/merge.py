@@ -6,7 +6,8 @@
 trained from BASE, the interpolated model often keeps most of what FINETUNED gained and most of
 what BASE knew that FINETUNED forgot, with no training at all. Method: Wortsman et al.,
 "Robust fine-tuning of zero-shot models" (CVPR 2022), section 3 (weight-space ensembling).
-The tokenizer files and `cortex.json` come from FINETUNED. The output is written in fp16, as
+The configuration (dropout, which `spacy train` and `adapt` use), tokenizer files and
+`cortex.json` come from BASE, the model the user had. The output is written in fp16, as
 `export` writes it; a model card already in OUTPUT is kept.
 """
 from pathlib import Path
@@ -21,11 +22,11 @@ app = typer_app()
 
 
 def interpolate(base: torch.nn.Module, finetuned: torch.nn.Module, weight: float) -> None:
-    """Set `finetuned`'s parameters and buffers to `(1 - weight) * base + weight * finetuned`,
-    in place, computed in fp32.
+    """Set `base`'s parameters and buffers to `(1 - weight) * base + weight * finetuned`, in
+    place, computed in fp32.
 
-    weight: in [0, 1]; 0 gives BASE, 1 leaves FINETUNED unchanged. Integer buffers (position
-    ids) are copied from FINETUNED unchanged.
+    weight: in [0, 1]; 0 leaves BASE unchanged, 1 gives FINETUNED. Integer buffers (ids) stay
+    as BASE has them.
     Raises ValueError: weight outside [0, 1], or the two models' tensor names or shapes differ
     (the first differing name is given).
     """
@@ -36,12 +37,12 @@ def interpolate(base: torch.nn.Module, finetuned: torch.nn.Module, weight: float
         name = sorted(base_state.keys() ^ tuned_state.keys())[0]
         raise ValueError(f"the checkpoints are not the same architecture: only one has {name!r}")
     with torch.no_grad():
-        for name, tuned in tuned_state.items():
-            start = base_state[name]
+        for name, start in base_state.items():
+            tuned = tuned_state[name]
             if start.shape != tuned.shape:
                 raise ValueError(f"{name!r} has shape {tuple(start.shape)} in BASE and {tuple(tuned.shape)} in FINETUNED")
-            if tuned.is_floating_point():
-                tuned.copy_(torch.lerp(start.float(), tuned.float(), weight).to(tuned.dtype))
+            if start.is_floating_point():
+                start.copy_(torch.lerp(start.float(), tuned.float(), weight).to(start.dtype))
 
 
 @app.command()
@@ -54,7 +55,7 @@ def merge(
     """Write (1 - weight) * BASE + weight * FINETUNED (WiSE-FT) in fp16."""
     start, tuned = CortexModel.from_path(base), CortexModel.from_path(finetuned)
     interpolate(start.hf_model.float(), tuned.hf_model.float(), weight)
-    tuned.save(output, fp16=True)
+    start.save(output, fp16=True)
     typer.echo(f"Wrote {output}: {1 - weight:g} x {base} + {weight:g} x {finetuned}")
 
 
