@@ -184,10 +184,6 @@ def test_no_entity_ends_with_a_separator():
     assert not any(name[-1] in ",;:" or name[0] in ",;:" for name, _ in found)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 25 item 4, open: cortex-mini-en v3 judges 'This is a country, city or "
-                                       "state.' => 'This is a person.' (0.56 against 0.07), so prefer_specific makes "
-                                       "GPE (0.951) win over PERSON (0.997); the rules tried (an entailment floor, a "
-                                       "score margin) cost CrossNER dev F1")
 def test_a_lone_name_keeps_its_best_label():
     assert ner_found(["PERSON", "GPE"], "Obama") == [("Obama", "PERSON")]
 
