@@ -14,6 +14,7 @@ import typer
 from .batch import Engine, JobSummary, LocalEngine, PipelineSpec, RejectedRecord, prepare_job
 from .core.decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
 from .core.checkpoints import DEFAULT_CHECKPOINT
+from .relation_rules import REL_NO_ANSWER_THRESHOLD
 from .commands import typer_app
 from .training.fewshot import app as adapt_app
 
@@ -50,6 +51,7 @@ def annotate(
     cat: List[str] = typer.Option([], "--cat", help="Text category label, or LABEL=prompt (repeatable)"),
     question: List[str] = typer.Option([], "--question", "-q", help="Question (repeatable)"),
     rel: List[str] = typer.Option([], "--rel", help="Relation between --ner entities: LABEL, LABEL=prompt with {head}, or LABEL:HEAD>TAIL[=prompt] with entity types (several joined by ','; a side left empty: any) (repeatable)"),
+    rel_no_answer_threshold: float = typer.Option(REL_NO_ANSWER_THRESHOLD, help="--rel: a (head, relation) prompt gives tails only where the model's answer probability at [CLS] reaches this (0: off)"),
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
     none_label: Optional[str] = typer.Option(None, help="Add this category for 'none of these' (one --cat alone is a yes/no question)"),
     threshold: float = typer.Option(SPAN_THRESHOLD, help="NER: a span needs a word at this probability"),
@@ -72,7 +74,7 @@ def annotate(
         device = gpu_device(gpu_id, device)
         spec = PipelineSpec(pipeline, model, precision, tuple(ner), tuple(cat), tuple(question), multi_label,
                             none_label, threshold, extend_threshold, ner_window, prefer_specific, device,
-                            rel=tuple(rel))
+                            rel=tuple(rel), rel_no_answer_threshold=rel_no_answer_threshold)
         runner = make_engine(engine, batch_size, address=address, actors=actors, num_cpus=num_cpus,
                              num_gpus=num_gpus)
         job = prepare_job(inputs, spec, output=output, output_dir=output_dir, formats=formats,

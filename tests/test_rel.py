@@ -1,4 +1,6 @@
 """cortex_rel: relations between a doc's entities, one prompt per (head, relation)."""
+from dataclasses import replace
+
 import pytest
 import spacy
 from spacy.tokens import Doc, Span
@@ -207,6 +209,16 @@ def test_cli_rel_builds_after_ner(tiny_checkpoint):
     assert nlp.pipe_names == ["cortex", "cortex_ner", "cortex_rel"]
     with pytest.raises(ValueError, match="--rel"):
         PipelineSpec(model=str(tiny_checkpoint), ner=("person",), rel=("x=No head here",)).load()
+
+
+def test_cli_rel_no_answer_threshold_reaches_the_component(tiny_checkpoint):
+    spec = PipelineSpec(model=str(tiny_checkpoint), ner=("person",), rel=("spouse",), rel_no_answer_threshold=0.8)
+    [relation] = spec.load().get_pipe("cortex_rel").task.relations.values()
+    assert relation.no_answer_threshold == 0.8
+    with pytest.raises(ValueError, match="--rel-no-answer-threshold.*no_answer_threshold must be a number between 0 and 1"):
+        replace(spec, rel_no_answer_threshold=1.5).load()
+    with pytest.raises(ValueError, match="--rel-no-answer-threshold gates the relations of --rel: give --rel too"):
+        PipelineSpec(model=str(tiny_checkpoint), ner=("person",), rel_no_answer_threshold=0.8).load()
 
 
 def test_shipped_model_finds_an_employer():

@@ -10,6 +10,7 @@ import spacy
 from spacy.language import Language
 
 from ..core.decoding import SPAN_EXTEND_THRESHOLD, SPAN_THRESHOLD, SPAN_WINDOW
+from ..relation_rules import REL_NO_ANSWER_THRESHOLD
 from ..pipeline import Cortex
 from ..core.checkpoints import DEFAULT_CHECKPOINT
 from ..templates import label_prompts
@@ -98,6 +99,7 @@ class PipelineSpec:
     prefer_specific: bool = True
     device: str = "auto"  # where the cortex model runs, for built and saved pipelines alike
     rel: Tuple[str, ...] = ()  # --rel: relations between the --ner entities (parse_relation_options)
+    rel_no_answer_threshold: float = REL_NO_ANSWER_THRESHOLD  # cortex_rel's [CLS] gate
 
     def load(self) -> Language:
         """The pipeline. Raises ValueError for options that describe none or conflict
@@ -147,7 +149,11 @@ class PipelineSpec:
         if self.rel:
             if not self.ner:
                 raise ValueError("--rel relates the entities --ner finds: give --ner too")
-            add_task(nlp, "cortex_rel", {"relations": parse_relation_options(self.rel)}, "--rel")
+            add_task(nlp, "cortex_rel", {"relations": parse_relation_options(self.rel),
+                                         "no_answer_threshold": self.rel_no_answer_threshold},
+                     "--rel / --rel-no-answer-threshold")
+        elif self.rel_no_answer_threshold != REL_NO_ANSWER_THRESHOLD:
+            raise ValueError("--rel-no-answer-threshold gates the relations of --rel: give --rel too")
         if len(nlp.pipe_names) == 1:
             raise ValueError("Nothing to do: give --ner (and --rel), --cat and/or --question, or --pipeline")
         return nlp
