@@ -200,12 +200,23 @@ def adamw(params, lr: float) -> torch.optim.AdamW:
     """torch AdamW over `params` (tensors or parameter groups) at learning rate lr, fused
     into one kernel per step where the installed torch has that for the parameters' device
     (CPU from torch 2.4; it made the trainer's CPU step about a fifth faster), else its
-    multi-tensor (foreach) form."""
+    multi-tensor (foreach) form. Every step marks the parameters as changed in place."""
     params = list(params)
     try:
-        return torch.optim.AdamW(params, lr=lr, fused=True)
+        optimizer = torch.optim.AdamW(params, lr=lr, fused=True)
     except RuntimeError:  # no fused kernel for this device in this torch
-        return torch.optim.AdamW(params, lr=lr)
+        optimizer = torch.optim.AdamW(params, lr=lr)
+    optimizer.register_step_post_hook(_mark_changed)
+    return optimizer
+
+
+def _mark_changed(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    # The fused kernel writes the weights without bumping their autograd version, which
+    # CortexModel reads (weights_version) to know that its bf16 / fp16 inference copy is
+    # stale: without this, evaluation during `spacy train` scored the weights it started from.
+    for group in optimizer.param_groups:
+        for param in group["params"]:  # one at a time: torch before 2.5 takes no list
+            torch.autograd.graph.increment_version(param)
 
 
 def grad_scaler(model: CortexModel) -> torch.amp.GradScaler:

@@ -31,3 +31,16 @@ def test_adamw_steps_like_torch_adamw():
             optimizer.step()
             optimizer.zero_grad()
     assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_an_adamw_step_makes_the_bf16_inference_copy_follow(tiny_checkpoint):
+    # the fused kernel writes the weights behind autograd's back; evaluation during training
+    # (spacy train's dev scores, model-best) must see the new weights, not the cast copy
+    model = CortexModel.from_path(tiny_checkpoint, precision="bf16")
+    stale = model.inference_model
+    optimizer = adamw(model.hf_model.parameters(), 1e-2)
+    model.hf_model(input_ids=torch.tensor([[2, 5, 6, 3]])).logits[..., 1].sum().backward()
+    optimizer.step()
+    fresh = model.inference_model
+    assert fresh is not stale
+    assert torch.equal(fresh.classifier.bias, model.hf_model.classifier.bias.to(torch.bfloat16))
