@@ -22,6 +22,9 @@ setting (learning rate x replay share):
   (spaCy's Scorer), textcat accuracy (the top category); forgetting: CoNLL-2003 test entity
   F1 and SST-2 dev accuracy of model-best minus the base model's, via evaluation.evaluate at
   --forgetting-scale.
+- --merge-weights: each run is also scored averaged with the base model, weight by weight
+  (adapt --merge-weight, WiSE-FT), at each share of the adapted weights; 1 is the run as
+  adapted.
 Writes OUTPUT_DIR/adapt_curves.json (every run) and adapt_curves.md (means over seeds); the
 adapted models are deleted after scoring unless --keep-models.
 """
@@ -43,7 +46,8 @@ from ..core.checkpoints import DEFAULT_CHECKPOINT
 from ..corpus.readers import read_bio
 from ..corpus.registry import CROSSNER_DOMAINS, eval_file, read_eval, read_train, train_file
 from ..templates import label_words
-from ..training.fewshot import DEFAULT_LR, DEFAULT_REPLAY_SHARE, MAIN_SCORE, AdaptSettings, adapt
+from ..training.fewshot import (DEFAULT_LR, DEFAULT_REPLAY_SHARE, MAIN_SCORE, AdaptSettings, adapt,
+                                merge_pipeline, starting_weights)
 from .evaluate import evaluate
 from .evaluator import Evaluator, eval_labels, ner_label_names, rename_tag, subset
 
@@ -145,8 +149,9 @@ def forgetting_scores(raw: Path, checkpoint: str, scale: float, precision: str) 
 
 
 def run_one(raw: Path, out: Path, set_name: str, size: str, seed: int, lr: float, share: float,
-            options: dict) -> dict:
-    """Adapt on one sample and score it: one row of the curve."""
+            options: dict) -> List[dict]:
+    """Adapt on one sample and score it, as adapted and averaged with the base model at
+    each of options["merge_weights"]: rows of the curve."""
     pool, test, names = options["data"][set_name]
     task = task_of(set_name)
     folder = out / "runs" / f"{set_name}-{size}-seed{seed}-lr{lr:g}-replay{share:g}"
@@ -156,20 +161,35 @@ def run_one(raw: Path, out: Path, set_name: str, size: str, seed: int, lr: float
                              for row in sample(pool, size, seed, per_label=task == "textcat")), encoding="utf-8")
     labels = parse_labels(sorted(set(names.values())), "--label", task)  # prompts as `--label NAME` gives them
     settings = AdaptSettings(task, labels, minutes=options["minutes"], model=options["model"], lr=lr,
-                             replay_share=share, seed=seed)
+                             replay_share=share, seed=seed, merge_weight=1.0)
     metrics = adapt(settings, train, None, folder / "adapted")
-    best, last = folder / "adapted" / "model-best" / "cortex", folder / "adapted" / "model-last" / "cortex"
-    row = {"set": set_name, "size": size, "sentences": metrics["data"]["train"]["docs"] + metrics["data"]["dev"]["docs"],
+    run = {"set": set_name, "size": size, "sentences": metrics["data"]["train"]["docs"] + metrics["data"]["dev"]["docs"],
            "seed": seed, "lr": lr, "replay_share": share, "steps": metrics["steps"],
            "train_seconds": metrics["train_seconds"], "seconds": metrics["seconds"],
-           "dev_best": (metrics["best"]["scores"] or {}).get(MAIN_SCORE[task]),
-           "test_best": test_scores(raw, str(best), test, names, options["precision"], task),
-           "test_last": test_scores(raw, str(last), test, names, options["precision"], task),
-           "forgetting": forgetting_scores(raw, str(best), options["forgetting_scale"], options["precision"])}
+           "dev_best": (metrics["best"]["scores"] or {}).get(MAIN_SCORE[task])}
+    rows = []
+    for weight in options["merge_weights"]:
+        models = folder / "adapted" if weight == 1 else merged_models(folder, options["model"], weight)
+        best, last = models / "model-best" / "cortex", models / "model-last" / "cortex"
+        rows.append({**run, "merge_weight": weight,
+                     "test_best": test_scores(raw, str(best), test, names, options["precision"], task),
+                     "test_last": test_scores(raw, str(last), test, names, options["precision"], task),
+                     "forgetting": forgetting_scores(raw, str(best), options["forgetting_scale"], options["precision"])})
+        if weight != 1:
+            shutil.rmtree(models)
     if not options["keep_models"]:
-        for model in (best.parent, last.parent):
-            shutil.rmtree(model)
-    return row
+        for name in ("model-best", "model-last"):
+            shutil.rmtree(folder / "adapted" / name)
+    return rows
+
+
+def merged_models(folder: Path, model: str, weight: float) -> Path:
+    """folder/merged-WEIGHT/model-best and model-last: the run's adapted pipelines averaged
+    with the base model (fewshot.merge_pipeline)."""
+    start, target = starting_weights(model), folder / f"merged-{weight:g}"
+    for name in ("model-best", "model-last"):
+        merge_pipeline(folder / "adapted" / name, start, weight, target / name)
+    return target
 
 
 def summary_rows(runs: Sequence[dict], zero_shot: Dict[str, dict], base: Dict[str, float]) -> List[dict]:
@@ -177,13 +197,14 @@ def summary_rows(runs: Sequence[dict], zero_shot: Dict[str, dict], base: Dict[st
     forgetting as the change from the base model."""
     groups: Dict[tuple, List[dict]] = {}
     for r in runs:
-        groups.setdefault((r["set"], r["size"], r["lr"], r["replay_share"]), []).append(r)
-    rows = [{"set": s, "size": "0 (zero-shot)" if task_of(s) == "ner" else "0 (before adapting)", "lr": None, "replay_share": None, "seeds": 1,
+        groups.setdefault((r["set"], r["size"], r["lr"], r["replay_share"], r.get("merge_weight", 1.0)), []).append(r)
+    rows = [{"set": s, "size": "0 (zero-shot)" if task_of(s) == "ner" else "0 (before adapting)", "lr": None,
+             "replay_share": None, "merge_weight": None, "seeds": 1,
              "test_best": zero_shot[s]["score"], "test_sd": 0.0, "test_last": zero_shot[s]["score"],
              "train_seconds": 0.0, **{f"delta_{k}": 0.0 for k in FORGETTING_SETS}} for s in zero_shot]
-    for (s, size, lr, share), group in groups.items():
+    for (s, size, lr, share, weight), group in groups.items():
         best = [r["test_best"]["score"] for r in group]
-        rows.append({"set": s, "size": size, "lr": lr, "replay_share": share, "seeds": len(group),
+        rows.append({"set": s, "size": size, "lr": lr, "replay_share": share, "merge_weight": weight, "seeds": len(group),
                      "test_best": statistics.mean(best), "test_sd": statistics.pstdev(best),
                      "test_last": statistics.mean(r["test_last"]["score"] for r in group),
                      "train_seconds": statistics.mean(r["train_seconds"] for r in group),
@@ -195,11 +216,12 @@ def summary_rows(runs: Sequence[dict], zero_shot: Dict[str, dict], base: Dict[st
 def markdown(rows: Sequence[dict], base: Dict[str, float]) -> str:
     """The summary as a Markdown table (scores x100: NER F1, textcat accuracy; a textcat
     size is texts per label)."""
-    lines = ["| set | size | lr | replay | seeds | test best (sd) | test last | train s | "
-             "CoNLL F1 change | SST-2 acc change |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| set | size | lr | replay | merge | seeds | test best (sd) | test last | train s | "
+             "CoNLL F1 change | SST-2 acc change |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['set']} | {r['size']} | {r['lr'] if r['lr'] is not None else '-'} | "
-                     f"{r['replay_share'] if r['replay_share'] is not None else '-'} | {r['seeds']} | "
+                     f"{r['replay_share'] if r['replay_share'] is not None else '-'} | "
+                     f"{r['merge_weight'] if r['merge_weight'] is not None else '-'} | {r['seeds']} | "
                      f"{100 * r['test_best']:.1f} ({100 * r['test_sd']:.1f}) | {100 * r['test_last']:.1f} | "
                      f"{r['train_seconds']:.0f} | {100 * r['delta_conll2003']:+.1f} | {100 * r['delta_sst2']:+.1f} |")
     lines.append(f"\nBase model: CoNLL-2003 F1 {100 * base['conll2003']:.1f}, SST-2 accuracy {100 * base['sst2']:.1f}.")
@@ -226,6 +248,8 @@ def main(
     test_limit: int = typer.Option(200, min=1, help="Test sentences scored per set (a seeded subset)"),
     forgetting_scale: float = typer.Option(0.2, help="evaluate's --limit-scale for CoNLL-2003 and SST-2"),
     precision: str = typer.Option("auto", help="Precision of the scoring pipelines"),
+    merge_weights: str = typer.Option("1", help="Score each run also averaged with the base model at these "
+                                                "shares of the adapted weights (adapt --merge-weight; 1: as adapted)"),
     keep_models: bool = typer.Option(False, help="Keep each run's model-best and model-last"),
 ):
     """Learning curves of `adapt ner` and `adapt textcat` (module docstring)."""
@@ -237,13 +261,16 @@ def main(
     for n in names:
         pool, test, labels = curve_data(raw_dir, n)
         data[n] = (pool, subset(test, test_limit), labels)
+    weights = split_list(merge_weights, float)
+    if not weights or not all(0 < w <= 1 for w in weights):
+        raise typer.BadParameter(f"--merge-weights {merge_weights}: give shares in (0, 1]")
     options = {"data": data, "minutes": minutes, "model": model, "precision": precision,
-               "forgetting_scale": forgetting_scale, "keep_models": keep_models}
+               "forgetting_scale": forgetting_scale, "keep_models": keep_models, "merge_weights": weights}
     zero_shot = {n: test_scores(raw_dir, model, data[n][1], data[n][2], precision, task_of(n)) for n in names}
     base = forgetting_scores(raw_dir, model, forgetting_scale, precision)
-    runs = [run_one(raw_dir, output_dir, n, size, seed, lr, share, options)
-            for n, size, seed, lr, share in product(names, split_list(sizes), split_list(seeds, int),
-                                                     split_list(lrs, float), split_list(replay_shares, float))]
+    runs = [row for n, size, seed, lr, share in product(names, split_list(sizes), split_list(seeds, int),
+                                                     split_list(lrs, float), split_list(replay_shares, float))
+            for row in run_one(raw_dir, output_dir, n, size, seed, lr, share, options)]
     rows = summary_rows(runs, zero_shot, base)
     report = {"protocol": __doc__.split("\n\n", 2)[2].strip(), "model": model, "minutes": minutes,
               "test_limit": test_limit, "forgetting_scale": forgetting_scale, "zero_shot": zero_shot,

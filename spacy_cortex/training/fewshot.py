@@ -41,6 +41,7 @@ DEFAULT_LR = 3e-5
 DEFAULT_REPLAY_SHARE = 0.3
 DEFAULT_HOLDOUT = 0.2
 DEFAULT_EVAL_EVERY = 20
+DEFAULT_MERGE_WEIGHT = 1.0
 
 
 @dataclass
@@ -57,6 +58,7 @@ class AdaptSettings:
     holdout: float = DEFAULT_HOLDOUT  # share of TRAIN held out as dev when no dev file is given
     max_steps: int = 0  # 0: the time budget alone
     eval_every: int = DEFAULT_EVAL_EVERY  # steps between dev evaluations
+    merge_weight: float = DEFAULT_MERGE_WEIGHT  # the adapted weights' share in the WiSE-FT average; 1: none
     multi_label: bool = False  # textcat: categories are not exclusive
     seed: int = 0
     gpu_id: int = -1
@@ -72,6 +74,7 @@ class AdaptSettings:
             (not 0 < self.holdout < 1, f"--holdout {self.holdout}: give a share between 0 and 1"),
             (self.max_steps < 0, f"--max-steps {self.max_steps}: give 0 (no limit) or more"),
             (self.eval_every < 1, f"--eval-every {self.eval_every}: give 1 or more"),
+            (not 0 < self.merge_weight <= 1, f"--merge-weight {self.merge_weight}: give a share in (0, 1]"),
             (self.multi_label and self.task == "ner", "--multi-label is for textcat"),
         ]
         for bad, message in problems:
@@ -126,6 +129,7 @@ def adapt(settings: AdaptSettings, train: Path, dev: Optional[Path], output: Pat
         "replay": None if sampler is None else {"records": len(sampler.records), "drawn": sampler.drawn,
                                                 "file": str(settings.replay_file or "shipped sample")},
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+        "merge": merge_outputs(settings, Path(output), split.dev) if settings.merge_weight < 1 else None,
     }
     (Path(output) / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return metrics
@@ -241,6 +245,42 @@ def gold_scores(nlp: Language, gold: Sequence[Doc]) -> Dict[str, object]:
     return dev_scores(nlp.evaluate([Example(nlp.make_doc(doc.text), doc) for doc in gold]))
 
 
+def starting_weights(model: str):
+    """The fp32 Hugging Face model of the checkpoint `model` (name or folder) adapts from."""
+    from ..core.model import CortexModel
+
+    return CortexModel.from_path(resolve_checkpoint(model)).hf_model.float()
+
+
+def merge_pipeline(source: Path, start, weight: float, target: Path) -> Language:
+    """Load the adapted pipeline at `source`, set its shared model's weights to
+    (1 - weight) x `start` + weight x its own (WiSE-FT, training/merge.py; `start`: the
+    starting_weights it was adapted from), write it to `target` (may be `source`) and return
+    it. weight: in (0, 1]."""
+    import spacy
+
+    from .merge import interpolate
+
+    nlp = spacy.load(source)
+    interpolate(nlp.get_pipe("cortex").model.hf_model, start, 1.0 - weight)
+    Path(target).parent.mkdir(parents=True, exist_ok=True)  # spaCy makes the last folder only
+    nlp.to_disk(target)
+    return nlp
+
+
+def merge_outputs(settings: AdaptSettings, output: Path, dev: Sequence[Doc]) -> dict:
+    """Average model-best and model-last with the starting model in place (merge_pipeline at
+    settings.merge_weight) and score them on dev again: {"weight", "best", "last"}, a
+    pipeline's dev scores (None where training saved none)."""
+    start = starting_weights(settings.model)
+    found = {"weight": settings.merge_weight}
+    for name in ("best", "last"):
+        folder = output / f"model-{name}"
+        found[name] = gold_scores(merge_pipeline(folder, start, settings.merge_weight, folder), dev) \
+            if folder.is_dir() else None
+    return found
+
+
 def replay_sampler(settings: AdaptSettings) -> Optional[ReplaySampler]:
     """The sampler of the replay records (None with no replay share), for cortex.replay."""
     if not settings.replay_share:
@@ -256,9 +296,11 @@ def summary_line(metrics: dict, output: Path) -> str:
         value = (evaluation or {}).get(key)
         return "-" if value is None else f"{value:.3f}"
 
-    best = metrics["best"] or {}
+    best, merge = metrics["best"] or {}, metrics.get("merge")
+    merged = "" if not merge else \
+        f"; averaged with the start (--merge-weight {merge['weight']:g}): best {score(merge['best'])}, last {score(merge['last'])}"
     return (f"dev {key}: zero-shot {score(metrics['zero_shot'])}, best {score(best.get('scores'))} "
-            f"(step {best.get('step')}), last {score((metrics['last'] or {}).get('scores'))}; "
+            f"(step {best.get('step')}), last {score((metrics['last'] or {}).get('scores'))}{merged}; "
             f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s. Wrote {output}/model-best, "
             f"model-last and metrics.json")
 
@@ -280,6 +322,8 @@ HOLDOUT = typer.Option(DEFAULT_HOLDOUT, help="Without --dev: the share of TRAIN 
 MAX_STEPS = typer.Option(0, help="Stop after this many steps too (0: the time budget alone)")
 EVAL_EVERY = typer.Option(DEFAULT_EVAL_EVERY, help="Steps between dev evaluations (each saves model-last)")
 SEED = typer.Option(0, help="Seed of the held-out split, the replay draw and training")
+MERGE_WEIGHT = typer.Option(DEFAULT_MERGE_WEIGHT, help="The adapted weights' share in an average with the starting "
+                            "model's (WiSE-FT; 1: no average); lower keeps more of what the model knew")
 GPU_ID = typer.Option(-1, "--gpu-id", "-g", help="GPU to train on (-1: CPU)")
 
 
@@ -290,13 +334,13 @@ def ner(
     label: List[str] = typer.Option(..., "--label", "-l", help="Entity label, or LABEL=prompt (repeatable; declare every label of the data)"),
     output: Path = OUTPUT, dev: Optional[Path] = DEV, minutes: float = MINUTES, model: str = MODEL, lr: float = LR,
     replay: bool = REPLAY, replay_share: float = REPLAY_SHARE, replay_file: Optional[Path] = REPLAY_FILE,
-    holdout: float = HOLDOUT, max_steps: int = MAX_STEPS, eval_every: int = EVAL_EVERY, seed: int = SEED,
-    gpu_id: int = GPU_ID,
+    holdout: float = HOLDOUT, max_steps: int = MAX_STEPS, eval_every: int = EVAL_EVERY,
+    merge_weight: float = MERGE_WEIGHT, seed: int = SEED, gpu_id: int = GPU_ID,
 ):
     """Adapt cortex_ner to your entity labels."""
     run_command("ner", label, train, dev, output, minutes=minutes, model=model, lr=lr,
                 replay_share=replay_share if replay else 0.0, replay_file=replay_file, holdout=holdout,
-                max_steps=max_steps, eval_every=eval_every, seed=seed, gpu_id=gpu_id)
+                max_steps=max_steps, eval_every=eval_every, merge_weight=merge_weight, seed=seed, gpu_id=gpu_id)
 
 
 @app.command()
@@ -308,12 +352,13 @@ def textcat(
     multi_label: bool = typer.Option(False, help="Categories are not mutually exclusive"),
     minutes: float = MINUTES, model: str = MODEL, lr: float = LR, replay: bool = REPLAY,
     replay_share: float = REPLAY_SHARE, replay_file: Optional[Path] = REPLAY_FILE, holdout: float = HOLDOUT,
-    max_steps: int = MAX_STEPS, eval_every: int = EVAL_EVERY, seed: int = SEED, gpu_id: int = GPU_ID,
+    max_steps: int = MAX_STEPS, eval_every: int = EVAL_EVERY, merge_weight: float = MERGE_WEIGHT,
+    seed: int = SEED, gpu_id: int = GPU_ID,
 ):
     """Adapt cortex_textcat to your categories."""
     run_command("textcat", label, train, dev, output, multi_label=multi_label, minutes=minutes, model=model,
                 lr=lr, replay_share=replay_share if replay else 0.0, replay_file=replay_file, holdout=holdout,
-                max_steps=max_steps, eval_every=eval_every, seed=seed, gpu_id=gpu_id)
+                max_steps=max_steps, eval_every=eval_every, merge_weight=merge_weight, seed=seed, gpu_id=gpu_id)
 
 
 @app.command()

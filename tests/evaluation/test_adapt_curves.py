@@ -38,7 +38,9 @@ def test_summary_means_over_seeds_and_forgetting_as_change():
     assert abs(rows[1]["test_best"] - 0.7) < 1e-9 and abs(rows[1]["test_sd"] - 0.1) < 1e-9
     assert abs(rows[1]["delta_sst2"] - 0.02) < 1e-9 and rows[1]["train_seconds"] == 15.0
     table = markdown(rows, base)
-    assert "| banking77 | 5 | 3e-05 | 0.3 | 2 | 70.0 (10.0) | 60.0 | 15 | -1.0 | +2.0 |" in table
+    assert "| banking77 | 5 | 3e-05 | 0.3 | 1.0 | 2 | 70.0 (10.0) | 60.0 | 15 | -1.0 | +2.0 |" in table
+    merged = summary_rows([dict(runs[0], merge_weight=0.5)] + runs, {}, base)  # a merge weight is its own row
+    assert [(r["merge_weight"], r["seeds"]) for r in merged] == [(0.5, 1), (1.0, 2)]
 
 
 def test_a_textcat_curve_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
@@ -53,13 +55,15 @@ def test_a_textcat_curve_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
     monkeypatch.setattr(adapt_curves, "forgetting_scores", lambda *args: {"conll2003": 0.8, "sst2": 0.9})
     out = CliRunner().invoke(app, [str(raw), str(tmp_path / "out"), "--sets", "banking77", "--sizes", "2",
                                    "--seeds", "0", "--minutes", "0.03", "--model", str(tiny_checkpoint),
-                                   "--precision", "fp32"])
+                                   "--precision", "fp32", "--merge-weights", "1,0.5"])
     assert out.exit_code == 0, out.output
     report = json.loads((tmp_path / "out" / "adapt_curves.json").read_text())
-    [run] = report["runs"]
+    run, merged = report["runs"]
+    assert (run["merge_weight"], merged["merge_weight"]) == (1.0, 0.5) and run["steps"] == merged["steps"]
+    assert not list((tmp_path / "out" / "runs").glob("*/merged-*"))  # scored, then deleted
     written = [json.loads(line) for line in (tmp_path / "out" / "runs" / "banking77-2-seed0-lr3e-05-replay0.3"
                                              / "train.jsonl").read_text().splitlines()]
     assert sorted(r["label"] for r in written) == ["card arrival"] * 2 + ["exchange rate"] * 2
     assert 0.0 <= run["test_best"]["accuracy"] <= 1.0 and run["test_best"]["score"] == run["test_best"]["accuracy"]
-    assert [r["size"] for r in report["summary"]] == ["0 (before adapting)", "2"]
+    assert [r["size"] for r in report["summary"]] == ["0 (before adapting)", "2", "2"]
     assert "| banking77 | 2 |" in out.output

@@ -90,7 +90,31 @@ def test_adapt_textcat_with_dev_without_replay_and_packaged(tmp_path, tiny_check
     assert (tmp_path / "packages" / "en_cortex_adapted_textcat-0.0.0").is_dir()
 
 
+def test_merge_weight_averages_both_outputs_with_the_start(tmp_path, tiny_checkpoint):
+    """--merge-weight 0.5: model-best and model-last hold the mean of the starting and the
+    adapted weights (WiSE-FT), and their dev scores are taken again."""
+    from spacy_cortex.core.model import CortexModel
+
+    out, unmerged = tmp_path / "out", tmp_path / "unmerged"
+    common = ["--label", "DRUG", "--label", "DOSE", "--model", tiny_checkpoint, "--minutes", 5, "--max-steps", 2,
+              "--eval-every", 1, "--no-replay", "--lr", 1e-3]
+    train = ner_file(tmp_path / "train.jsonl")
+    assert adapt("ner", train, *common, "--output", unmerged).exit_code == 0
+    result = adapt("ner", train, *common, "--merge-weight", 0.5, "--output", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["merge"]["weight"] == 0.5 and "ents_f" in metrics["merge"]["last"]
+    assert "--merge-weight 0.5" in result.stderr
+    start = CortexModel.from_path(tiny_checkpoint).hf_model.state_dict()
+    tuned = spacy.load(unmerged / "model-last").get_pipe("cortex").model.hf_model.state_dict()
+    merged = spacy.load(out / "model-last").get_pipe("cortex").model.hf_model.state_dict()
+    name = next(k for k in start if start[k].is_floating_point() and not (start[k] == tuned[k]).all())
+    assert (merged[name] - (start[name].float() + tuned[name].float()) / 2).abs().max() < 1e-5
+    assert json.loads((unmerged / "metrics.json").read_text())["merge"] is None
+
+
 @pytest.mark.parametrize("options,code,match", [
+    (["--merge-weight", "0"], 2, "--merge-weight 0.0: give a share in \\(0, 1\\]"),
     (["--replay-share", "1"], 2, "--replay-share 1.0: give a share in \\[0, 1\\)"),
     (["--holdout", "0"], 2, "--holdout 0.0"),
     (["--minutes", "0"], 2, "--minutes 0.0"),
