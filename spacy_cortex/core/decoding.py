@@ -202,6 +202,11 @@ SPAN_EXTEND_THRESHOLD = 0.7
 # 87.1; CrossNER dev, 40 sentences per domain, politics 21.5 / 20.2, science 44.0 / 43.0;
 # EVAL at limit scale 0.5, CrossNER literature 37.2 / 35.0, politics 37.3 / 36.0): kept at 64.
 SPAN_WINDOW = 64
+# Several sentences are read together only up to this share of the window (48 of 64 text
+# sub-tokens); one sentence up to the whole window (encoding.context_windows' `pack`): the
+# fewer sentences precede one in its window, the surer the model is of it, and a long
+# sentence keeps its context.
+SPAN_PACK_SHARE = 0.75
 
 
 def check_thresholds(threshold: float, extend_threshold: Optional[float]) -> None:

@@ -71,7 +71,7 @@ class EncodedText:
     ids: np.ndarray  # (n,) int64
     offsets: np.ndarray  # (n, 2) character offsets into text
     word_ids: np.ndarray  # (n,) index of the pre-tokenizer word of each sub-token
-    _windows: Dict[Tuple[int, int], List[Tuple[int, int]]] = field(default_factory=dict, repr=False)
+    _windows: Dict[Tuple[int, int, Optional[int]], List[Tuple[int, int]]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -134,11 +134,11 @@ class EncodedText:
         levels[first] = self.word_breaks[self.word_ids[first]]
         return levels
 
-    def windows(self, room: int, stride: int) -> List[Tuple[int, int]]:
-        """context_windows of this text, computed once per (room, stride)."""
-        key = (room, stride)
+    def windows(self, room: int, stride: int, pack: Optional[int] = None) -> List[Tuple[int, int]]:
+        """context_windows of this text, computed once per (room, stride, pack)."""
+        key = (room, stride, pack)
         if key not in self._windows:
-            self._windows[key] = context_windows(self.breaks, room, stride)
+            self._windows[key] = context_windows(self.breaks, room, stride, pack)
         return self._windows[key]
 
 
@@ -201,36 +201,48 @@ INSIDE_WORD, WORD, SENTENCE, LINE, PARAGRAPH = range(5)
 SENTENCE_ENDS = frozenset(".!?\u2026")
 
 
-def context_windows(breaks: np.ndarray, room: int, stride: int) -> List[Tuple[int, int]]:
+def context_windows(breaks: np.ndarray, room: int, stride: int, pack: Optional[int] = None) -> List[Tuple[int, int]]:
     """(start, end) sub-token ranges of the windows over a context of len(breaks) tokens.
 
     breaks: (n,) how good a window edge lies just before each token (INSIDE_WORD ..
     PARAGRAPH; `EncodedText.breaks`). A window never crosses a paragraph break, so every
     paragraph is read as it would be alone (as the model was trained, and whatever precedes
     it: a short heading packed with the next paragraph changed what was found there), and
-    never cuts a word. A
-    paragraph longer than `room` is cut at its best break (sentence > word) in the second
-    half of the room, the next window starting at the best break among the last `stride`
+    never cuts a word. pack: the most tokens of several sentences read together (None:
+    room). A paragraph longer than `pack` is cut at its latest sentence end in the second
+    half of `pack`; one with no such end is read whole if it fits in `room` (a long
+    sentence keeps its context), else cut at its best break (sentence > word) in the second
+    half of the room. The next window starts at the best break among the last `stride`
     tokens, so consecutive windows overlap by at most `stride` whole sentences or words.
     """
     n = len(breaks)
     if n == 0:
         return [(0, 0)]
+    pack = room if pack is None else min(pack, room)
     paragraphs = np.flatnonzero(breaks >= PARAGRAPH)
     paragraphs = np.append(paragraphs[paragraphs > 0], n)
     windows = []
     start = 0
     while start < n:
         end = int(paragraphs[np.searchsorted(paragraphs, start, side="right")])
-        if end - start <= room:
+        cut = _sentence_end(breaks, start + pack // 2 + 1, start + pack) if end - start > pack else None
+        if cut is None and end - start <= room:
             windows.append((start, end))
             start = end
             continue
-        end = _best_break(breaks, start + room // 2 + 1, start + room, latest=True, default=start + room)
+        end = cut or _best_break(breaks, start + room // 2 + 1, start + room, latest=True, default=start + room)
         windows.append((start, end))
         # the next window starts past the middle of this one, at most `stride` tokens back
         start = _best_break(breaks, max(end - stride, (start + end) // 2 + 1), end - 1, latest=False, default=end)
     return windows
+
+
+def _sentence_end(breaks: np.ndarray, lo: int, hi: int) -> Optional[int]:
+    """_best_break in [lo, hi] (the latest) if it ends a sentence or more; else None."""
+    levels = breaks[lo : hi + 1]
+    if not len(levels) or levels.max() < SENTENCE:
+        return None
+    return _best_break(breaks, lo, hi, latest=True, default=hi)
 
 
 def _best_break(breaks: np.ndarray, lo: int, hi: int, latest: bool, default: int) -> int:

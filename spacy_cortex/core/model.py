@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PretrainedConfig
 
+from .decoding import SPAN_PACK_SHARE
 from .device import DEFAULT_BATCH_TOKENS, autocast_dtype, resolve_device, resolve_precision
 from .encoding import (
     EncodedText,
@@ -344,13 +345,16 @@ class CortexModel:
     def windows(self, requests: Sequence[Tuple[str, EncodedText]],
                 window: Optional[Dict[str, int]] = None) -> List[Window]:
         """The model inputs of the requests. window: {prompt: the most text sub-tokens per
-        window} for prompts read in shorter windows than max_length leaves room for."""
+        window} for prompts read in shorter windows than max_length leaves room for; their
+        windows hold several sentences together only up to SPAN_PACK_SHARE of that
+        (decoding.py), a single sentence up to the whole window."""
         windows = []
         window = window or {}
         for i, (prompt, encoded) in enumerate(requests):
             prefix, sep, room = self._prompt_input(prompt)
+            pack = round(SPAN_PACK_SHARE * window[prompt]) if prompt in window else None
             room = min(room, window.get(prompt, room))
-            for start, end in encoded.windows(room, self.stride):
+            for start, end in encoded.windows(room, self.stride, pack):
                 ids = np.concatenate((prefix, encoded.ids[start:end], sep))  # build_input, prefix cached
                 windows.append(Window(i, start, ids, len(prefix) - 2))
         return windows

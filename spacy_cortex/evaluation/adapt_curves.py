@@ -187,8 +187,9 @@ def merged_models(folder: Path, model: str, weight: float) -> Path:
     """folder/merged-WEIGHT/model-best and model-last: the run's adapted pipelines averaged
     with the base model (fewshot.merge_pipeline)."""
     start, target = starting_weights(model), folder / f"merged-{weight:g}"
+    target.mkdir(parents=True, exist_ok=True)
     for name in ("model-best", "model-last"):
-        merge_pipeline(folder / "adapted" / name, start, weight, target / name)
+        merge_pipeline(folder / "adapted" / name, start, weight).to_disk(target / name)
     return target
 
 

@@ -252,32 +252,34 @@ def starting_weights(model: str):
     return CortexModel.from_path(resolve_checkpoint(model)).hf_model.float()
 
 
-def merge_pipeline(source: Path, start, weight: float, target: Path) -> Language:
-    """Load the adapted pipeline at `source`, set its shared model's weights to
+def merge_pipeline(source: Path, start, weight: float) -> Language:
+    """The adapted pipeline at `source` with its shared model's weights set to
     (1 - weight) x `start` + weight x its own (WiSE-FT, training/merge.py; `start`: the
-    starting_weights it was adapted from), write it to `target` (may be `source`) and return
-    it. weight: in (0, 1]."""
+    starting_weights it was adapted from). weight: in (0, 1]."""
     import spacy
 
     from .merge import interpolate
 
     nlp = spacy.load(source)
     interpolate(nlp.get_pipe("cortex").model.hf_model, start, 1.0 - weight)
-    Path(target).parent.mkdir(parents=True, exist_ok=True)  # spaCy makes the last folder only
-    nlp.to_disk(target)
     return nlp
 
 
 def merge_outputs(settings: AdaptSettings, output: Path, dev: Sequence[Doc]) -> dict:
     """Average model-best and model-last with the starting model in place (merge_pipeline at
-    settings.merge_weight) and score them on dev again: {"weight", "best", "last"}, a
-    pipeline's dev scores (None where training saved none)."""
+    settings.merge_weight), score them on dev again and write those scores into their
+    meta.json: {"weight", "best", "last"}, dev scores (None where training saved none)."""
     start = starting_weights(settings.model)
     found = {"weight": settings.merge_weight}
     for name in ("best", "last"):
         folder = output / f"model-{name}"
-        found[name] = gold_scores(merge_pipeline(folder, start, settings.merge_weight, folder), dev) \
-            if folder.is_dir() else None
+        found[name] = None
+        if folder.is_dir():
+            nlp = merge_pipeline(folder, start, settings.merge_weight)
+            found[name] = gold_scores(nlp, dev)
+            performance = nlp.meta.setdefault("performance", {})
+            performance.update({k: v for k, v in found[name].items() if k in performance})
+            nlp.to_disk(folder)
     return found
 
 

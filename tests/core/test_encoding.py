@@ -55,9 +55,10 @@ def random_breaks(n: int, seed: int) -> np.ndarray:
     [(1, 10, 2, 0), (10, 10, 2, 1), (11, 10, 2, 2), (100, 20, 3, 3), (1000, 61, 16, 4),
      (5000, 110, 64, 5), (97, 20, 9, 6), (400, 40, 0, 7)],
 )
-def test_context_windows_cover_every_token_and_respect_breaks(n_context, room, stride, seed):
+@pytest.mark.parametrize("pack_share", [None, 0.75])
+def test_context_windows_cover_every_token_and_respect_breaks(n_context, room, stride, seed, pack_share):
     breaks = random_breaks(n_context, seed)
-    windows = context_windows(breaks, room, stride)
+    windows = context_windows(breaks, room, stride, pack_share and round(pack_share * room))
     covered = np.zeros(n_context, dtype=int)
     for (start, end), (next_start, _) in zip(windows, windows[1:] + [(n_context, None)]):
         assert 0 <= start < end <= n_context and end - start <= room
@@ -83,6 +84,22 @@ def test_context_windows_cut_at_the_best_break_and_never_inside_a_word():
     assert windows[1][0] == 16  # at most 20 tokens back, past the middle, at a word start
     assert all(breaks[s] >= WORD for s, _ in windows)
     assert all(e == 100 or breaks[e] >= WORD for _, e in windows)
+
+
+def test_context_windows_pack_sentences_and_keep_a_long_one_whole():
+    """issue 25 item 3: several sentences share a window only up to `pack` tokens."""
+    breaks = np.full(60, WORD, dtype=np.int8)
+    breaks[0] = PARAGRAPH
+    breaks[[20, 40]] = SENTENCE  # three sentences of 20 tokens
+    assert context_windows(breaks, room=64, stride=64) == [(0, 60)]
+    assert context_windows(breaks, room=64, stride=64, pack=48) == [(0, 40), (21, 60)]
+    one = np.full(60, WORD, dtype=np.int8)
+    one[0] = PARAGRAPH
+    assert context_windows(one, room=64, stride=64, pack=48) == [(0, 60)]  # one long sentence: whole
+    one[10] = SENTENCE  # a short sentence, then a long one: no sentence end in the second half of pack
+    assert context_windows(one, room=64, stride=64, pack=48) == [(0, 60)]
+    breaks[[10, 30]] = LINE  # a line break is a sentence end too, and the best
+    assert context_windows(breaks, room=64, stride=64, pack=48)[0] == (0, 30)
 
 
 def test_context_windows_one_paragraph_per_window():

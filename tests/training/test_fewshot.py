@@ -111,6 +111,8 @@ def test_merge_weight_averages_both_outputs_with_the_start(tmp_path, tiny_checkp
     name = next(k for k in start if start[k].is_floating_point() and not (start[k] == tuned[k]).all())
     assert (merged[name] - (start[name].float() + tuned[name].float()) / 2).abs().max() < 1e-5
     assert json.loads((unmerged / "metrics.json").read_text())["merge"] is None
+    meta = json.loads((out / "model-last" / "meta.json").read_text())
+    assert meta["performance"]["ents_f"] == metrics["merge"]["last"]["ents_f"]  # the averaged model's dev score
 
 
 @pytest.mark.parametrize("options,code,match", [
