@@ -189,8 +189,9 @@ def test_a_lone_name_keeps_its_best_label():
 
 
 def test_sentences_joined_by_spaces_keep_their_entities():
-    """issue 25 item 3: several sentences share a window only up to 48 of its 64 tokens
-    (SPAN_PACK_SHARE); in whole 64-token windows the name fell to 0.56-0.81 in the 4th-6th."""
+    """issue 25 item 3: the sentences of a paragraph longer than the 64-token window share
+    a window only up to 48 tokens (SPAN_PACK_SHARE); in whole 64-token windows the name fell
+    to 0.56-0.81 in the 4th-6th sentence."""
     found = ner_found(["PERSON", "ORG", "GPE"], " ".join(["Microsoft hired Satya Nadella in Seattle."] * 12))
     assert found.count(("Satya Nadella", "PERSON")) == 12
 

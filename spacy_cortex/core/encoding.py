@@ -208,12 +208,12 @@ def context_windows(breaks: np.ndarray, room: int, stride: int, pack: Optional[i
     PARAGRAPH; `EncodedText.breaks`). A window never crosses a paragraph break, so every
     paragraph is read as it would be alone (as the model was trained, and whatever precedes
     it: a short heading packed with the next paragraph changed what was found there), and
-    never cuts a word. pack: the most tokens of several sentences read together (None:
-    room). A paragraph longer than `pack` is cut at its latest sentence end in the second
-    half of `pack`; one with no such end is read whole if it fits in `room` (a long
-    sentence keeps its context), else cut at its best break (sentence > word) in the second
-    half of the room. The next window starts at the best break among the last `stride`
-    tokens, so consecutive windows overlap by at most `stride` whole sentences or words.
+    never cuts a word. A paragraph of up to `room` tokens is one window. A longer one is cut
+    at its latest sentence end in the second half of `pack` (None: room), so that several
+    sentences share a window only up to `pack` tokens, else at its best break (sentence >
+    word) in the second half of the room (a long sentence keeps its context); the next
+    window starts at the best break among the last `stride` tokens, so consecutive windows
+    overlap by at most `stride` whole sentences or words.
     """
     n = len(breaks)
     if n == 0:
@@ -222,15 +222,18 @@ def context_windows(breaks: np.ndarray, room: int, stride: int, pack: Optional[i
     paragraphs = np.flatnonzero(breaks >= PARAGRAPH)
     paragraphs = np.append(paragraphs[paragraphs > 0], n)
     windows = []
-    start = 0
+    start = paragraph_end = 0
     while start < n:
-        end = int(paragraphs[np.searchsorted(paragraphs, start, side="right")])
-        cut = _sentence_end(breaks, start + pack // 2 + 1, start + pack) if end - start > pack else None
-        if cut is None and end - start <= room:
-            windows.append((start, end))
-            start = end
+        if start == paragraph_end:
+            paragraph_end = int(paragraphs[np.searchsorted(paragraphs, start, side="right")])
+            whole = paragraph_end - start <= room
+        left = paragraph_end - start
+        end = None if whole or left <= pack else _sentence_end(breaks, start + pack // 2 + 1, start + pack)
+        if end is None and left <= room:
+            windows.append((start, paragraph_end))
+            start = paragraph_end
             continue
-        end = cut or _best_break(breaks, start + room // 2 + 1, start + room, latest=True, default=start + room)
+        end = end or _best_break(breaks, start + room // 2 + 1, start + room, latest=True, default=start + room)
         windows.append((start, end))
         # the next window starts past the middle of this one, at most `stride` tokens back
         start = _best_break(breaks, max(end - stride, (start + end) // 2 + 1), end - 1, latest=False, default=end)

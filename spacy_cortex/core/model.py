@@ -345,9 +345,9 @@ class CortexModel:
     def windows(self, requests: Sequence[Tuple[str, EncodedText]],
                 window: Optional[Dict[str, int]] = None) -> List[Window]:
         """The model inputs of the requests. window: {prompt: the most text sub-tokens per
-        window} for prompts read in shorter windows than max_length leaves room for; their
-        windows hold several sentences together only up to SPAN_PACK_SHARE of that
-        (decoding.py), a single sentence up to the whole window."""
+        window} for prompts read in shorter windows than max_length leaves room for; a
+        paragraph longer than that is cut so that several of its sentences share a window only
+        up to SPAN_PACK_SHARE of it (decoding.py, encoding.context_windows' `pack`)."""
         windows = []
         window = window or {}
         for i, (prompt, encoded) in enumerate(requests):

@@ -86,20 +86,23 @@ def test_context_windows_cut_at_the_best_break_and_never_inside_a_word():
     assert all(e == 100 or breaks[e] >= WORD for _, e in windows)
 
 
-def test_context_windows_pack_sentences_and_keep_a_long_one_whole():
-    """issue 25 item 3: several sentences share a window only up to `pack` tokens."""
+def test_context_windows_pack_the_sentences_of_a_long_paragraph():
+    """issue 25 item 3: the sentences of a paragraph longer than the window share a window
+    only up to `pack` tokens; a paragraph that fits the window is read whole."""
     breaks = np.full(60, WORD, dtype=np.int8)
     breaks[0] = PARAGRAPH
-    breaks[[20, 40]] = SENTENCE  # three sentences of 20 tokens
-    assert context_windows(breaks, room=64, stride=64) == [(0, 60)]
-    assert context_windows(breaks, room=64, stride=64, pack=48) == [(0, 40), (21, 60)]
-    one = np.full(60, WORD, dtype=np.int8)
-    one[0] = PARAGRAPH
-    assert context_windows(one, room=64, stride=64, pack=48) == [(0, 60)]  # one long sentence: whole
-    one[10] = SENTENCE  # a short sentence, then a long one: no sentence end in the second half of pack
-    assert context_windows(one, room=64, stride=64, pack=48) == [(0, 60)]
-    breaks[[10, 30]] = LINE  # a line break is a sentence end too, and the best
-    assert context_windows(breaks, room=64, stride=64, pack=48)[0] == (0, 30)
+    breaks[[20, 40]] = SENTENCE  # three sentences of 20 tokens: fits a window of 64
+    assert context_windows(breaks, room=64, stride=64, pack=48) == [(0, 60)]
+    breaks = np.full(120, WORD, dtype=np.int8)
+    breaks[0] = PARAGRAPH
+    breaks[10:120:10] = SENTENCE  # twelve sentences of 10 tokens
+    assert context_windows(breaks, room=64, stride=64) == [(0, 60), (40, 100), (80, 120)]
+    packed = context_windows(breaks, room=64, stride=64, pack=48)
+    assert packed[0] == (0, 40) and all(e - s <= 48 for s, e in packed) and packed[-1][1] == 120
+    breaks[10:50:10] = WORD  # a long first sentence (50 tokens), no end in the second half of pack
+    assert context_windows(breaks, room=64, stride=64, pack=48)[0] == (0, 60)
+    breaks[35] = LINE  # a line break is a sentence end too, and the best
+    assert context_windows(breaks, room=64, stride=64, pack=48)[0] == (0, 35)
 
 
 def test_context_windows_one_paragraph_per_window():
