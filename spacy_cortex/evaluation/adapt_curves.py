@@ -46,7 +46,7 @@ from ..core.checkpoints import DEFAULT_CHECKPOINT
 from ..corpus.readers import read_bio
 from ..corpus.registry import CROSSNER_DOMAINS, eval_file, read_eval, read_train, train_file
 from ..templates import label_words
-from ..training.fewshot import (DEFAULT_LR, DEFAULT_REPLAY_SHARE, MAIN_SCORE, AdaptSettings, adapt,
+from ..training.fewshot import (DEFAULT_LR, DEFAULT_MERGE_WEIGHT, DEFAULT_REPLAY_SHARE, MAIN_SCORE, AdaptSettings, adapt,
                                 merge_pipeline, starting_weights)
 from .evaluate import evaluate
 from .evaluator import Evaluator, eval_labels, ner_label_names, rename_tag, subset
@@ -249,8 +249,8 @@ def main(
     test_limit: int = typer.Option(200, min=1, help="Test sentences scored per set (a seeded subset)"),
     forgetting_scale: float = typer.Option(0.2, help="evaluate's --limit-scale for CoNLL-2003 and SST-2"),
     precision: str = typer.Option("auto", help="Precision of the scoring pipelines"),
-    merge_weights: str = typer.Option("1", help="Score each run also averaged with the base model at these "
-                                                "shares of the adapted weights (adapt --merge-weight; 1: as adapted)"),
+    merge_weights: str = typer.Option(f"1,{DEFAULT_MERGE_WEIGHT:g}", help="Score each run as adapted (1) and averaged "
+                                      "with the base model at these shares of the adapted weights (adapt --merge-weight)"),
     keep_models: bool = typer.Option(False, help="Keep each run's model-best and model-last"),
 ):
     """Learning curves of `adapt ner` and `adapt textcat` (module docstring)."""

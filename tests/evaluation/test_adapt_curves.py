@@ -61,7 +61,7 @@ def test_a_textcat_curve_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
     run, merged = report["runs"]
     assert (run["merge_weight"], merged["merge_weight"]) == (1.0, 0.5) and run["steps"] == merged["steps"]
     assert not list((tmp_path / "out" / "runs").glob("*/merged-*"))  # scored, then deleted
-    written = [json.loads(line) for line in (tmp_path / "out" / "runs" / "banking77-2-seed0-lr3e-05-replay0.3"
+    written = [json.loads(line) for line in (tmp_path / "out" / "runs" / "banking77-2-seed0-lr0.0001-replay0.3"
                                              / "train.jsonl").read_text().splitlines()]
     assert sorted(r["label"] for r in written) == ["card arrival"] * 2 + ["exchange rate"] * 2
     assert 0.0 <= run["test_best"]["accuracy"] <= 1.0 and run["test_best"]["score"] == run["test_best"]["accuracy"]

@@ -56,6 +56,7 @@ def test_adapt_ner_writes_pipelines_and_metrics(tmp_path, tiny_checkpoint):
     assert metrics["data"]["train"]["docs"] + metrics["data"]["dev"]["docs"] == len(NER_TEXTS)
     assert metrics["data"]["dev"]["docs"] == 1 and "held out" in metrics["data"]["dev"]["file"]
     assert metrics["replay"]["drawn"] > 0 and metrics["settings"]["replay_share"] == 0.3
+    assert metrics["settings"]["lr"] == 1e-4 and metrics["merge"]["weight"] == 0.7  # the measured defaults
     assert (out / "corpus" / "train.spacy").exists() and "dev ents_f: zero-shot" in result.stderr
     # adapt evaluate: the scores of a pipeline on annotated texts in the same formats
     scores = tmp_path / "scores.json"
@@ -99,7 +100,7 @@ def test_merge_weight_averages_both_outputs_with_the_start(tmp_path, tiny_checkp
     common = ["--label", "DRUG", "--label", "DOSE", "--model", tiny_checkpoint, "--minutes", 5, "--max-steps", 2,
               "--eval-every", 1, "--no-replay", "--lr", 1e-3]
     train = ner_file(tmp_path / "train.jsonl")
-    assert adapt("ner", train, *common, "--output", unmerged).exit_code == 0
+    assert adapt("ner", train, *common, "--merge-weight", 1, "--output", unmerged).exit_code == 0
     result = adapt("ner", train, *common, "--merge-weight", 0.5, "--output", out)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
