@@ -3,7 +3,7 @@ user gets it: a few unambiguous cases every release must get right."""
 import pytest
 import spacy
 
-from spacy_cortex import answer, classify, entail, load_model
+from spacy_cortex import answer, classify, entail, extract, load_model
 from spacy_cortex.core.checkpoints import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 
@@ -136,7 +136,6 @@ def test_an_emoji_beside_a_name_does_not_hide_it(text, name):
     """The model finds the name (an [UNK] beside it made the score fall below threshold).
     Doc.ents follow spaCy's tokens, and spaCy's English tokenizer keeps a skin-tone
     modifier with the next word ('🏼Jacinda'); extract() gives the exact offsets."""
-    from spacy_cortex import extract
     from spacy_cortex.core.encoding import is_pictograph
 
     [(found, label)] = ner_found(["PERSON"], text)
@@ -194,6 +193,8 @@ def test_sentences_joined_by_spaces_keep_their_entities():
     to 0.56-0.81 in the 4th-6th sentence."""
     found = ner_found(["PERSON", "ORG", "GPE"], " ".join(["Microsoft hired Satya Nadella in Seattle."] * 12))
     assert found.count(("Satya Nadella", "PERSON")) == 12
+    [spans] = extract(" ".join(["Angela Merkel visited Siemens in Munich."] * 15), "Find all persons.")
+    assert [s["text"] for s in spans].count("Angela Merkel") == 15  # the API reads as the component
 
 
 def test_a_clause_tokenized_as_one_word_is_not_an_entity():
