@@ -188,9 +188,9 @@ def test_a_lone_name_keeps_its_best_label():
 
 
 def test_sentences_joined_by_spaces_keep_their_entities():
-    """issue 25 item 3: the sentences of a paragraph longer than the 64-token window share
-    a window only up to 48 tokens (SPAN_PACK_SHARE); in whole 64-token windows the name fell
-    to 0.56-0.81 in the 4th-6th sentence."""
+    """issue 25 item 3: a window of a paragraph longer than the 64-token span window holds at
+    most 4 sentences (SPAN_MAX_SENTENCES); in whole 64-token windows the name fell to
+    0.56-0.81 in the 4th-6th sentence."""
     found = ner_found(["PERSON", "ORG", "GPE"], " ".join(["Microsoft hired Satya Nadella in Seattle."] * 12))
     assert found.count(("Satya Nadella", "PERSON")) == 12
     [spans] = extract(" ".join(["Angela Merkel visited Siemens in Munich."] * 15), "Find all persons.")

@@ -134,11 +134,11 @@ class EncodedText:
         levels[first] = self.word_breaks[self.word_ids[first]]
         return levels
 
-    def windows(self, room: int, stride: int, pack: Optional[int] = None) -> List[Tuple[int, int]]:
-        """context_windows of this text, computed once per (room, stride, pack)."""
-        key = (room, stride, pack)
+    def windows(self, room: int, stride: int, max_sentences: Optional[int] = None) -> List[Tuple[int, int]]:
+        """context_windows of this text, computed once per (room, stride, max_sentences)."""
+        key = (room, stride, max_sentences)
         if key not in self._windows:
-            self._windows[key] = context_windows(self.breaks, room, stride, pack)
+            self._windows[key] = context_windows(self.breaks, room, stride, max_sentences)
         return self._windows[key]
 
 
@@ -201,7 +201,8 @@ INSIDE_WORD, WORD, SENTENCE, LINE, PARAGRAPH = range(5)
 SENTENCE_ENDS = frozenset(".!?\u2026")
 
 
-def context_windows(breaks: np.ndarray, room: int, stride: int, pack: Optional[int] = None) -> List[Tuple[int, int]]:
+def context_windows(breaks: np.ndarray, room: int, stride: int,
+                    max_sentences: Optional[int] = None) -> List[Tuple[int, int]]:
     """(start, end) sub-token ranges of the windows over a context of len(breaks) tokens.
 
     breaks: (n,) how good a window edge lies just before each token (INSIDE_WORD ..
@@ -209,16 +210,14 @@ def context_windows(breaks: np.ndarray, room: int, stride: int, pack: Optional[i
     paragraph is read as it would be alone (as the model was trained, and whatever precedes
     it: a short heading packed with the next paragraph changed what was found there), and
     never cuts a word. A paragraph of up to `room` tokens is one window. A longer one is cut
-    at its latest sentence end in the second half of `pack` (None: room), so that several
-    sentences share a window only up to `pack` tokens, else at its best break (sentence >
-    word) in the second half of the room (a long sentence keeps its context); the next
-    window starts at the best break among the last `stride` tokens, so consecutive windows
-    overlap by at most `stride` whole sentences or words.
+    at its best break (sentence > word) in the second half of the room, and, with
+    max_sentences, at the end of a window's max_sentences-th sentence if it ends earlier;
+    the next window starts at the best break among the last `stride` tokens, so
+    consecutive windows overlap by at most `stride` whole sentences or words.
     """
     n = len(breaks)
     if n == 0:
         return [(0, 0)]
-    pack = room if pack is None else min(pack, room)
     paragraphs = np.flatnonzero(breaks >= PARAGRAPH)
     paragraphs = np.append(paragraphs[paragraphs > 0], n)
     windows = []
@@ -227,25 +226,19 @@ def context_windows(breaks: np.ndarray, room: int, stride: int, pack: Optional[i
         if start == paragraph_end:
             paragraph_end = int(paragraphs[np.searchsorted(paragraphs, start, side="right")])
             whole = paragraph_end - start <= room
-        left = paragraph_end - start
-        end = None if whole or left <= pack else _sentence_end(breaks, start + pack // 2 + 1, start + pack)
-        if end is None and left <= room:
-            windows.append((start, paragraph_end))
-            start = paragraph_end
-            continue
-        end = end or _best_break(breaks, start + room // 2 + 1, start + room, latest=True, default=start + room)
+        end = paragraph_end if paragraph_end - start <= room else \
+            _best_break(breaks, start + room // 2 + 1, start + room, latest=True, default=start + room)
+        if max_sentences and not whole:
+            ends = start + 1 + np.flatnonzero(breaks[start + 1 : end] >= SENTENCE)
+            if len(ends) >= max_sentences:
+                end = int(ends[max_sentences - 1])
         windows.append((start, end))
+        if end == paragraph_end:
+            start = end
+            continue
         # the next window starts past the middle of this one, at most `stride` tokens back
         start = _best_break(breaks, max(end - stride, (start + end) // 2 + 1), end - 1, latest=False, default=end)
     return windows
-
-
-def _sentence_end(breaks: np.ndarray, lo: int, hi: int) -> Optional[int]:
-    """_best_break in [lo, hi] (the latest) if it ends a sentence or more; else None."""
-    levels = breaks[lo : hi + 1]
-    if not len(levels) or levels.max() < SENTENCE:
-        return None
-    return _best_break(breaks, lo, hi, latest=True, default=hi)
 
 
 def _best_break(breaks: np.ndarray, lo: int, hi: int, latest: bool, default: int) -> int:

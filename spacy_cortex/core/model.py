@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, PretrainedConfig
 
-from .decoding import SPAN_PACK_SHARE
+from .decoding import SPAN_MAX_SENTENCES
 from .device import DEFAULT_BATCH_TOKENS, autocast_dtype, resolve_device, resolve_precision
 from .encoding import (
     EncodedText,
@@ -346,15 +346,15 @@ class CortexModel:
                 window: Optional[Dict[str, int]] = None) -> List[Window]:
         """The model inputs of the requests. window: {prompt: the most text sub-tokens per
         window} for prompts read in shorter windows than max_length leaves room for; a
-        paragraph longer than that is cut so that several of its sentences share a window only
-        up to SPAN_PACK_SHARE of it (decoding.py, encoding.context_windows' `pack`)."""
+        window of a paragraph longer than that holds at most SPAN_MAX_SENTENCES sentences
+        (decoding.py)."""
         windows = []
         window = window or {}
         for i, (prompt, encoded) in enumerate(requests):
             prefix, sep, room = self._prompt_input(prompt)
-            pack = round(SPAN_PACK_SHARE * window[prompt]) if prompt in window else None
+            max_sentences = SPAN_MAX_SENTENCES if prompt in window else None
             room = min(room, window.get(prompt, room))
-            for start, end in encoded.windows(room, self.stride, pack):
+            for start, end in encoded.windows(room, self.stride, max_sentences):
                 ids = np.concatenate((prefix, encoded.ids[start:end], sep))  # build_input, prefix cached
                 windows.append(Window(i, start, ids, len(prefix) - 2))
         return windows

@@ -55,10 +55,10 @@ def random_breaks(n: int, seed: int) -> np.ndarray:
     [(1, 10, 2, 0), (10, 10, 2, 1), (11, 10, 2, 2), (100, 20, 3, 3), (1000, 61, 16, 4),
      (5000, 110, 64, 5), (97, 20, 9, 6), (400, 40, 0, 7)],
 )
-@pytest.mark.parametrize("pack_share", [None, 0.75])
-def test_context_windows_cover_every_token_and_respect_breaks(n_context, room, stride, seed, pack_share):
+@pytest.mark.parametrize("max_sentences", [None, 2])
+def test_context_windows_cover_every_token_and_respect_breaks(n_context, room, stride, seed, max_sentences):
     breaks = random_breaks(n_context, seed)
-    windows = context_windows(breaks, room, stride, pack_share and round(pack_share * room))
+    windows = context_windows(breaks, room, stride, max_sentences)
     covered = np.zeros(n_context, dtype=int)
     for (start, end), (next_start, _) in zip(windows, windows[1:] + [(n_context, None)]):
         assert 0 <= start < end <= n_context and end - start <= room
@@ -86,23 +86,21 @@ def test_context_windows_cut_at_the_best_break_and_never_inside_a_word():
     assert all(e == 100 or breaks[e] >= WORD for _, e in windows)
 
 
-def test_context_windows_pack_the_sentences_of_a_long_paragraph():
-    """issue 25 item 3: the sentences of a paragraph longer than the window share a window
-    only up to `pack` tokens; a paragraph that fits the window is read whole."""
+def test_context_windows_of_a_long_paragraph_hold_at_most_max_sentences():
+    """issue 25 item 3: a window of a paragraph longer than the room holds at most
+    max_sentences sentences; a paragraph that fits the room is read whole."""
     breaks = np.full(60, WORD, dtype=np.int8)
     breaks[0] = PARAGRAPH
-    breaks[[20, 40]] = SENTENCE  # three sentences of 20 tokens: fits a window of 64
-    assert context_windows(breaks, room=64, stride=64, pack=48) == [(0, 60)]
+    breaks[10:60:10] = SENTENCE  # six sentences of 10 tokens: fits a room of 64
+    assert context_windows(breaks, room=64, stride=64, max_sentences=4) == [(0, 60)]
     breaks = np.full(120, WORD, dtype=np.int8)
     breaks[0] = PARAGRAPH
     breaks[10:120:10] = SENTENCE  # twelve sentences of 10 tokens
     assert context_windows(breaks, room=64, stride=64) == [(0, 60), (40, 100), (80, 120)]
-    packed = context_windows(breaks, room=64, stride=64, pack=48)
-    assert packed[0] == (0, 40) and all(e - s <= 48 for s, e in packed) and packed[-1][1] == 120
-    breaks[10:50:10] = WORD  # a long first sentence (50 tokens), no end in the second half of pack
-    assert context_windows(breaks, room=64, stride=64, pack=48)[0] == (0, 60)
-    breaks[35] = LINE  # a line break is a sentence end too, and the best
-    assert context_windows(breaks, room=64, stride=64, pack=48)[0] == (0, 35)
+    assert context_windows(breaks, room=64, stride=64, max_sentences=4) == \
+        [(0, 40), (30, 70), (60, 100), (90, 120)]
+    breaks[10:40:10] = WORD  # a long first sentence (40 tokens): the window keeps the room's cut
+    assert context_windows(breaks, room=64, stride=64, max_sentences=4)[0] == (0, 60)
 
 
 def test_context_windows_one_paragraph_per_window():
