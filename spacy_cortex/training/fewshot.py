@@ -142,6 +142,9 @@ def adapt(settings: AdaptSettings, train: Path, dev: Optional[Path], output: Pat
 
 def load_split(settings: AdaptSettings, train: Path, dev: Optional[Path], nlp: Language) -> Split:
     """The train and dev docs: dev from its file, or a seeded share of train held out."""
+    for label in settings.labels:  # a label the model predicts but no gold doc has must align in scoring
+        nlp.vocab.strings.add(label)
+
     def read(path: Path):
         return read_annotations(path, settings.task, settings.labels, nlp, exclusive=not settings.multi_label)
 

@@ -147,6 +147,21 @@ def test_bad_data_is_an_error_naming_file_and_line(tmp_path, tiny_checkpoint):
     assert result.exit_code == 1 and "replay.jsonl:1: a replay record needs" in result.output
 
 
+def test_gold_docs_know_every_declared_label(tmp_path):
+    """A declared label that no TRAIN/DEV record has ("no training example of") and the model
+    predicts must be in the gold docs' strings: spaCy's scorer builds the predicted span on
+    the gold doc, and an unknown label was an E084 crash (CrossNER science, 50 sentences,
+    "country")."""
+    from spacy_cortex.training.fewshot import load_split
+
+    train = write_lines(tmp_path / "train.jsonl", [{"text": "the patient was given atorvastatin",
+                                                   "spans": [{"start": 22, "end": 34, "label": "DRUG"}]},
+                                                  {"text": "the dose was 20 mg", "spans": []}])
+    labels = {"DRUG": "drugs?", "ZEBRA LABEL": "zebras?"}
+    split = load_split(AdaptSettings("ner", labels), train, None, spacy.blank("en"))
+    assert all(label in doc.vocab.strings for doc in split.train + split.dev for label in labels)
+
+
 def test_hold_out_is_seeded_and_needs_two_docs():
     docs = list(range(10))
     train, dev = hold_out(docs, 0.2, 0, "t.jsonl")
