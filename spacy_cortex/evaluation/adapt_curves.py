@@ -168,8 +168,9 @@ def run_one(raw: Path, out: Path, set_name: str, size: str, seed: int, lr: float
            "train_seconds": metrics["train_seconds"], "seconds": metrics["seconds"],
            "dev_best": (metrics["best"]["scores"] or {}).get(MAIN_SCORE[task])}
     rows = []
+    start = starting_weights(options["model"]) if any(w != 1 for w in options["merge_weights"]) else None
     for weight in options["merge_weights"]:
-        models = folder / "adapted" if weight == 1 else merged_models(folder, options["model"], weight)
+        models = folder / "adapted" if weight == 1 else merged_models(folder, start, weight)
         best, last = models / "model-best" / "cortex", models / "model-last" / "cortex"
         rows.append({**run, "merge_weight": weight,
                      "test_best": test_scores(raw, str(best), test, names, options["precision"], task),
@@ -183,10 +184,10 @@ def run_one(raw: Path, out: Path, set_name: str, size: str, seed: int, lr: float
     return rows
 
 
-def merged_models(folder: Path, model: str, weight: float) -> Path:
+def merged_models(folder: Path, start, weight: float) -> Path:
     """folder/merged-WEIGHT/model-best and model-last: the run's adapted pipelines averaged
-    with the base model (fewshot.merge_pipeline)."""
-    start, target = starting_weights(model), folder / f"merged-{weight:g}"
+    with the base model's weights `start` (fewshot.starting_weights; fewshot.merge_pipeline)."""
+    target = folder / f"merged-{weight:g}"
     target.mkdir(parents=True, exist_ok=True)
     for name in ("model-best", "model-last"):
         merge_pipeline(folder / "adapted" / name, start, weight).to_disk(target / name)
